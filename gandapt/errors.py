@@ -1,0 +1,20 @@
+"""User-facing errors.
+
+Anything a user can cause (a wrong path, a corrupt checkpoint, a pack for another model) raises a
+:class:`GandaptError` whose message is one line naming the problem and the fix. The CLIs print that
+line and exit non-zero without a traceback; library callers can catch it like any ``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class GandaptError(ValueError):
+    """A problem with the user's input: one line, says what is wrong and how to fix it."""
+
+
+class CheckpointError(GandaptError):
+    """A checkpoint file is missing, corrupt, of an unknown format, or refused as unsafe."""
+
+
+class DomainError(GandaptError):
+    """A domain vector or domain pack does not fit the generator it is applied to."""

@@ -1,0 +1,60 @@
+"""Atomic, non-clobbering file writes shared by every writer in gandapt.
+
+A crash mid-write never leaves a half-written file under the final name: data goes to a temporary
+file in the same directory, is flushed and fsynced, then renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+from gandapt.errors import GandaptError
+
+PathLike = Union[str, os.PathLike]
+
+
+def check_writable(path: PathLike, force: bool = False) -> Path:
+    """Refuse to overwrite an existing file unless ``force``; make the parent directory.
+
+    Raises:
+        GandaptError: the target exists and ``force`` is False, or it is a directory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise GandaptError(f"{path} is a directory; give a file path")
+    if path.exists() and not force:
+        raise GandaptError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    The caller writes the whole file to the yielded path. On any exception the temporary file is
+    removed and ``path`` is untouched.
+    """
+    path = check_writable(path, force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:  # make the bytes durable before the rename
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path, force) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
