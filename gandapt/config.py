@@ -167,6 +167,9 @@ class DiscriminatorConfig:
         img_channels: input image channels.
         mbstd_group_size: minibatch-std group size (4 in both references).
         conv_clamp: NVlabs' activation clamp (None for rosinality).
+        downsample: 'blur' ([1,3,3,1] blur then stride-2 conv, both references) or 'avgpool'
+            (2×2 average pool then a stride-1 conv: gandapt's faster CPU choice for its own models,
+            see reference/cpu-training.md).
     """
 
     img_resolution: int
@@ -174,6 +177,7 @@ class DiscriminatorConfig:
     img_channels: int = 3
     mbstd_group_size: int = 4
     conv_clamp: Optional[float] = None
+    downsample: str = "blur"
 
     def __post_init__(self) -> None:
         log2 = _check_resolution(self.img_resolution)
@@ -183,6 +187,8 @@ class DiscriminatorConfig:
                 f"channels must list one width per resolution 4..{self.img_resolution} "
                 f"({log2 - 1} values), got {len(self.channels)}"
             )
+        if self.downsample not in ("blur", "avgpool"):
+            raise GandaptError(f"unknown downsample {self.downsample!r}; use 'blur' or 'avgpool'")
 
     @property
     def resolutions(self) -> Tuple[int, ...]:

@@ -48,8 +48,9 @@ class DiscriminatorBlock(nn.Module):
         if self.first:
             self.fromrgb = Conv2dLayer(cfg.img_channels, tmp, 1, conv_clamp=cfg.conv_clamp)
         self.conv0 = Conv2dLayer(tmp, tmp, 3, conv_clamp=cfg.conv_clamp)
-        self.conv1 = Conv2dLayer(tmp, out, 3, down=True, conv_clamp=cfg.conv_clamp)
-        self.skip = Conv2dLayer(tmp, out, 1, bias=False, lrelu=False, down=True)  # never clamped
+        self.conv1 = Conv2dLayer(tmp, out, 3, down=True, conv_clamp=cfg.conv_clamp, downsample=cfg.downsample)
+        self.skip = Conv2dLayer(tmp, out, 1, bias=False, lrelu=False, down=True,  # never clamped
+                                downsample=cfg.downsample)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
         """[N, C, R, R] (or the image at full resolution) → [N, C', R/2, R/2]."""

@@ -85,12 +85,14 @@ class Conv2dLayer(nn.Module):
         kernel_size: int,
         bias: bool = True,
         lrelu: bool = True,
-        down: bool = False,                 # blur then stride-2 conv
+        down: bool = False,                 # halve the resolution
         conv_clamp: Optional[float] = None,
+        downsample: str = "blur",           # 'blur' (+ stride-2 conv) or 'avgpool' (+ stride-1 conv)
     ):
         super().__init__()
         self.lrelu = lrelu
         self.down = down
+        self.downsample = downsample
         self.conv_clamp = conv_clamp
         self.kernel_size = kernel_size
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
@@ -104,7 +106,10 @@ class Conv2dLayer(nn.Module):
         ``gain`` scales the output (and the clamp) — the residual blocks fold √0.5 in here.
         """
         w = self.weight * self.weight_gain  # [O, I, k, k]
-        if self.down:
+        if self.down and self.downsample == "avgpool":
+            # 2×2 mean then a same-size conv: cheaper than blur + stride 2 on CPU, esp. channels_last.
+            x = F.conv2d(F.avg_pool2d(x, 2), w, padding=self.kernel_size // 2)
+        elif self.down:
             # Blur with enough padding that the stride-2 conv lands on H/2 (pad 2 for 3×3, 1 for 1×1).
             x = blur(x, self.resample_filter, pad=(self.kernel_size + 1) // 2)
             x = F.conv2d(x, w, stride=2)

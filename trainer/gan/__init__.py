@@ -1,0 +1,3 @@
+"""Base StyleGAN2 training from scratch (non-saturating loss, lazy R1, EMA, DiffAugment, DDP)."""
+
+from gandapt.trainer.gan.options import BaseTrainOptions  # noqa: F401
