@@ -17,6 +17,12 @@ from gandapt.errors import GandaptError
 PathLike = Union[str, os.PathLike]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: PathLike, force: bool = False) -> Path:
     """Refuse to overwrite an existing file unless ``force``; make the parent directory.
 
@@ -47,6 +53,7 @@ def atomic_path(path: PathLike, force: bool = False) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:  # make the bytes durable before the rename
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
