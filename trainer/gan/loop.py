@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from gandapt.config import DiscriminatorConfig, GeneratorConfig
@@ -44,6 +45,8 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
     if out.exists() and any(out.iterdir()) and not (resume or force):
         raise GandaptError(f"--out {out} already holds a run; pass --resume to continue it or --force to start over")
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):  # an atomic write cut short by a kill: never a valid file
+        stale.unlink()
 
 
 def load_images(path: str, resolution: Optional[int]) -> torch.Tensor:
@@ -51,11 +54,8 @@ def load_images(path: str, resolution: Optional[int]) -> torch.Tensor:
     from gandapt.trainer.data.folder import ImageFolderDataset
 
     ds = ImageFolderDataset(path, resolution=resolution)
-    first = ds[0]
-    out = torch.empty(len(ds), *first.shape, dtype=torch.uint8)
-    for i in range(len(ds)):  # [-1, 1] floats back to the uint8 they were decoded from
-        out[i] = ((ds[i] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return out
+    arr = np.stack([ds.image(i) for i in range(len(ds))])  # [N, R, R, 3] uint8
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
 def build_networks(options: BaseTrainOptions, resolution: int):
