@@ -146,13 +146,12 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
     out = Path(options.out)
     device = _device(options.device)
     info = dist.init_from_env(device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    images = load_images(options.data, options.resolution)  # [N, 3, R, R] uint8; bad data fails first
     if info.is_main:
         _prepare_out(out, resume, force)
     dist.barrier(info)
-    if options.threads:
-        torch.set_num_threads(options.threads)
-
-    images = load_images(options.data, options.resolution)  # [N, 3, R, R] uint8
     resolution = images.shape[-1]
     options = _resolved(options, resolution)
     policy = parse_policy(options.augment)

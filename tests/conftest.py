@@ -1,0 +1,53 @@
+"""Shared fixtures and marker behaviour for the whole suite (runs on CPU by default).
+
+Markers (registered in setup.cfg): ``gpu`` and ``trt`` tests are skipped when the machine has no
+CUDA driver (or, for ``trt``, no TensorRT); ``slow`` tests run unless deselected with
+``-m "not slow"``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _has_cuda_driver() -> bool:
+    # Cheap and import-free; onnxruntime's provider list claims CUDA even without a GPU.
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    gpu = _has_cuda_driver()
+    trt = gpu and importlib.util.find_spec("tensorrt") is not None
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (no libcuda.so.1 on this machine)")
+    no_trt = pytest.mark.skip(reason="needs TensorRT and a CUDA GPU (install the [trt] extra on a GPU machine)")
+    for item in items:
+        if "trt" in item.keywords and not trt:
+            item.add_marker(no_trt)
+        elif "gpu" in item.keywords and not gpu:
+            item.add_marker(no_gpu)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository checkout the tests run from."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """Golden vectors of the reference StyleGAN2s: $GANDAPT_GOLDEN or ../shared/golden."""
+    path = Path(os.environ.get("GANDAPT_GOLDEN") or REPO.parent / "shared" / "golden")
+    if not (path / "README.md").is_file():
+        pytest.skip(f"golden vectors not found at {path}; set GANDAPT_GOLDEN to the golden/ folder")
+    return path

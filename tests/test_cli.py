@@ -1,0 +1,230 @@
+"""Console scripts: help, the pending commands, and one-line user errors from gandapt-inspect."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gandapt.cli.errors import user_errors
+from gandapt.cli.inspect import main as inspect_main
+from gandapt.errors import GandaptError
+
+BIN = Path(sys.executable).parent
+SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect"]
+PENDING = {"gandapt-export": "issue #7", "gandapt-run": "issue #9", "gandapt-bench": "issue #10"}
+
+
+def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = BIN / script
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing; install the project first: pip install -e '.[dev]'")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == code, out
+    assert "Traceback" not in out, out
+    assert proc.stdout == "", out
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), out
+    for needle in needles:
+        assert needle in lines[0], out
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help(script: str, tmp_path: Path) -> None:
+    proc = run(script, "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Usage: {script} ")
+
+
+def test_group_lists_and_runs_every_command(tmp_path: Path) -> None:
+    out = run("gandapt", "--help", cwd=tmp_path).stdout
+    for name in ["inspect", "train", "export", "run", "bench"]:
+        assert f"\n  {name} " in out
+        proc = run("gandapt", name, "--help", cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: gandapt {name} "), proc.stderr
+    assert run("gandapt", "--version", cwd=tmp_path).stdout.strip() == "gandapt, version 0.1.0"
+
+
+@pytest.mark.parametrize("script", sorted(PENDING))
+@pytest.mark.parametrize("args", [(), ("something", "--option", "1")])
+def test_pending_commands_say_when_they_arrive(script: str, args: tuple, tmp_path: Path) -> None:
+    proc = run(script, *args, cwd=tmp_path)
+    assert_one_line_error(proc, 2, script, f"arrives with {PENDING[script]}")
+
+
+def test_pending_subcommand_of_group(tmp_path: Path) -> None:
+    assert_one_line_error(run("gandapt", "export", "m.pt", cwd=tmp_path), 2, "gandapt export", "issue #7")
+
+
+@pytest.mark.parametrize("method,issue", [("encoder", "issue #4"), ("stylespace", "issue #5"), ("dynagan", "issue #6")])
+def test_pending_train_methods_say_when_they_arrive(method: str, issue: str, tmp_path: Path) -> None:
+    proc = run("gandapt-train", method, "--text", "sketch", cwd=tmp_path)
+    assert_one_line_error(proc, 2, f"gandapt-train {method}", f"arrives with {issue}")
+
+
+@pytest.mark.parametrize("sub", ["base", "data", "fid"])
+def test_train_subcommands_have_help(sub: str, tmp_path: Path) -> None:
+    proc = run("gandapt-train", sub, "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: gandapt-train {sub} "), proc.stderr
+
+
+def test_train_base_user_errors_are_one_line(tmp_path: Path) -> None:
+    proc = run("gandapt-train", "base", "--data", "missing", "--out", "run", "--steps", "1", cwd=tmp_path)
+    assert_one_line_error(proc, 1, "missing does not exist")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"x")
+    (tmp_path / "imgs").mkdir()
+    import numpy as np
+    from PIL import Image
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "imgs" / "a.png")
+    proc = run("gandapt-train", "base", "--data", "imgs", "--out", "run", "--steps", "1", cwd=tmp_path)
+    assert_one_line_error(proc, 1, "already holds a run")
+
+
+# ---- gandapt-inspect: user errors -----------------------------------------------------------
+
+def test_inspect_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(run("gandapt-inspect", "nope.pt", cwd=tmp_path), 1, "nope.pt does not exist")
+
+
+def test_inspect_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.pt").touch()
+    assert_one_line_error(run("gandapt-inspect", "empty.pt", cwd=tmp_path), 1, "empty.pt is empty")
+
+
+def test_inspect_directory(tmp_path: Path) -> None:
+    assert_one_line_error(run("gandapt-inspect", ".", cwd=tmp_path), 1, "is a directory")
+
+
+@pytest.mark.parametrize("name, content", [
+    ("notes.pt", b"these are not the weights you are looking for\n"),
+    ("random.pkl", bytes(range(256)) * 4),
+    ("fake.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":1}"),
+])
+def test_inspect_unknown_format(name: str, content: bytes, tmp_path: Path) -> None:
+    (tmp_path / name).write_bytes(content)
+    assert_one_line_error(run("gandapt-inspect", name, cwd=tmp_path), 1, name)
+
+
+def test_user_errors_makes_one_line() -> None:
+    @click.command()
+    @click.argument("kind")
+    @user_errors()
+    def cmd(kind: str) -> None:
+        if kind == "gandapt":
+            raise GandaptError("first line\n  second line")
+        if kind == "os":
+            open("/no/such/file")
+        raise RuntimeError("a bug keeps its traceback")
+
+    runner = CliRunner()
+    res = runner.invoke(cmd, ["gandapt"])
+    assert (res.exit_code, res.output) == (1, "Error: first line second line\n")
+    res = runner.invoke(cmd, ["os"])
+    assert (res.exit_code, res.output) == (1, "Error: /no/such/file: no such file or directory\n")
+    res = runner.invoke(cmd, ["bug"])
+    assert isinstance(res.exception, RuntimeError)
+
+
+# ---- gandapt-inspect on real files ----------------------------------------------------------
+
+def _save_generator(path: Path, config, seed: int = 0) -> Path:
+    import torch
+
+    from gandapt.checkpoint import save_native
+    from gandapt.generator import Generator
+
+    torch.manual_seed(seed)
+    save_native(path, Generator(config))
+    return path
+
+
+def _tiny_config():
+    from gandapt.config import GeneratorConfig
+
+    return GeneratorConfig(z_dim=32, w_dim=32, img_resolution=16, channels=(32, 32, 16), mapping_layers=2)
+
+
+def test_inspect_ffhq1024_json(tmp_path: Path) -> None:
+    """Acceptance (issue #2): a random FFHQ-1024 model reports the StyleSpace sizes of the papers."""
+    from gandapt.config import ffhq1024_config
+
+    path = _save_generator(tmp_path / "ffhq1024.pt", ffhq1024_config())
+    res = CliRunner().invoke(inspect_main, [str(path), "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)  # JSON only on stdout
+    assert (report["stylespace_dim"], report["conv_in_dim"]) == (9088, 6048)
+    assert (report["img_resolution"], report["num_ws"], report["z_dim"], report["w_dim"]) == (1024, 18, 512, 512)
+    assert report["channels"]["4"] == 512 and report["channels"]["1024"] == 32
+    p = report["params"]
+    assert p["G_total"] == p["G_mapping"] + p["G_synthesis"] and p["D_total"] is None
+    assert sum(report["domain_layout"]["stages"].values()) == report["domain_layout"]["size"]
+
+
+def test_inspect_text_report(tmp_path: Path) -> None:
+    path = _save_generator(tmp_path / "tiny.pt", _tiny_config())
+    proc = run("gandapt-inspect", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    for needle in ["checkpoint", "stylespace_dim", "conv_in_dim", "fingerprint", "G synthesis", "domain layout"]:
+        assert needle in text
+    from gandapt.cli.inspect import inspect_path
+
+    report = inspect_path(path)
+    assert f"{report['params']['G_total']:,}" in text and report["fingerprint"] in text
+
+
+def _make_pack(path: Path, config, fingerprint):
+    import numpy as np
+
+    from gandapt.pack import Domain, DomainPack, save_pack
+
+    first = config.layers()[0]
+    domains = [
+        Domain("sketch", {f"in_scale.{first.name}": np.full(first.in_channels, 1.5, np.float32)},
+               {"method": "domain-modulation"}),
+        Domain("plain"),
+    ]
+    save_pack(DomainPack(domains, config, fingerprint), path)
+    return path
+
+
+def test_inspect_pack_and_compatibility(tmp_path: Path) -> None:
+    from gandapt.cli.inspect import inspect_path
+
+    cfg = _tiny_config()
+    model = _save_generator(tmp_path / "model.pt", cfg)
+    other = _save_generator(tmp_path / "other.pt", cfg, seed=1)
+    pack = _make_pack(tmp_path / "pack.safetensors", cfg, inspect_path(model)["fingerprint"])
+
+    report = inspect_path(pack)
+    assert report["kind"] == "pack" and report["stages"] == ["in"]
+    assert report["domains"][0] == {"name": "sketch", "method": "domain-modulation", "stages": ["in"],
+                                    "floats": cfg.layers()[0].in_channels}
+    assert report["domains"][1]["floats"] == 0
+
+    ok = run("gandapt-inspect", "pack.safetensors", "--model", "model.pt", cwd=tmp_path)
+    assert ok.returncode == 0 and "with model model.pt: OK" in ok.stdout, ok.stderr
+    bad = run("gandapt-inspect", "pack.safetensors", "--model", "other.pt", "--json", cwd=tmp_path)
+    verdict = json.loads(bad.stdout)["compatibility"]
+    assert bad.returncode == 1 and not verdict["compatible"] and "\n" not in verdict["message"]
+
+    assert_one_line_error(run("gandapt-inspect", "model.pt", "--model", "model.pt", cwd=tmp_path), 1, "--model")
+
+
+def test_inspect_pack_imports_no_torch(tmp_path: Path) -> None:
+    cfg = _tiny_config()
+    _make_pack(tmp_path / "pack.safetensors", cfg, None)
+    code = ("import sys; from gandapt.cli.inspect import inspect_path; inspect_path('pack.safetensors'); "
+            "assert 'torch' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,61 @@
+"""The README's first code block is what a newcomer runs and what CI runs: keep them true."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def first_block() -> list:
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M)
+    assert match, "README.md has no code block"
+    return [line.strip() for line in match.group(1).splitlines() if line.strip()]
+
+
+def commands() -> tuple:
+    install, tests = first_block()
+    return install.split(" && "), tests
+
+
+def ci_lines() -> list:
+    return [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    text = (REPO / "README.md").read_text()
+    assert text.index("```") < text.index("\n## "), "the commands must come before the first section"
+    install, tests = commands()
+    assert install[0] == "python3 -m venv .venv"
+    assert install[-1].startswith(".venv/bin/gandapt-inspect ")
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    install, tests = commands()
+    lines = ci_lines()
+    assert tests in lines, f".ci/run must run the README's test command verbatim: {tests}"
+    # Same venv and the same install steps, in the same order.
+    steps = install[:-1]
+    found = [lines.index(step) if step in lines else -1 for step in steps]
+    assert -1 not in found and found == sorted(found), f".ci/run must run {steps} in order"
+    assert lines.index(tests) > found[-1]
+
+
+def test_readme_main_job_runs() -> None:
+    install, _ = commands()
+    argv = shlex.split(install[-1])
+    model = REPO / argv[1]
+    if not model.is_file():
+        pytest.skip(f"{argv[1]} is not in this checkout yet")
+    exe = Path(sys.executable).parent / Path(argv[0]).name  # this environment's console script
+    proc = subprocess.run([str(exe), *argv[1:]], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "stylespace_dim" in proc.stdout and "Traceback" not in proc.stderr

@@ -1,0 +1,64 @@
+"""``gandapt-train``: datasets, base StyleGAN2 training, metrics, and (with later issues) adapters.
+
+Subcommands are imported only when invoked, so ``gandapt-train --help`` stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import click
+
+from gandapt.cli.errors import pending_command
+from gandapt.cli.main import LazyGroup
+
+# name -> "module:attribute" of the click command that implements it
+COMMANDS = {
+    "data": "gandapt.trainer.data.cli:data",
+    "base": "gandapt.trainer.gan.cli:base",
+    "fid": "gandapt.trainer.metrics.cli:fid",
+}
+
+# Adapter methods and the issue that brings each (DESIGN §7).
+PENDING = {
+    "encoder": ("issue #4", "W+ inversion encoder (pSp/e4e-style) for camera input."),
+    "domain-mod": ("issue #5", "HyperDomainNet's domain-modulation vector, one domain."),
+    "stylespace": ("issue #5", "StyleDomain StyleSpace directions (conv-only, all-layers, sparse)."),
+    "genda": ("issue #5", "GenDA attribute adaptor + classifier, one-shot."),
+    "finetune": ("issue #5", "Full fine-tuning, the baseline the adapters beat."),
+    "hyperdomainnet": ("issue #6", "Text/image-conditioned hypernetwork predicting domain-modulation vectors."),
+    "dynagan": ("issue #6", "Multi-domain rank-1 hypernetwork."),
+    "expansion": ("issue #6", "Domain Expansion: repurpose dormant latent directions."),
+    "degan": ("issue #6", "Domain encoder: one reference image in, one domain out."),
+}
+
+SUMMARIES = {
+    "data": "Build the avatar dataset and target-domain copies.",
+    "base": "Train a StyleGAN2 from scratch on an image folder.",
+    "fid": "FID/KID of a model or an image folder against a dataset.",
+    **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
+}
+
+
+class _TrainGroup(LazyGroup):
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES.get(name, "")) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=_TrainGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Train base StyleGAN2 models and domain adapters; build datasets; measure FID/KID.
+
+    \b
+    Typical first run (CPU, about 10 minutes for the data):
+      gandapt-train data avatars --n 20000 --size 64 --out data/avatars64
+      gandapt-train base --data data/avatars64 --out runs/base64 --kimg 300
+      gandapt-train fid runs/base64/model.pt --data data/avatars64 --n 2000
+    """
+
+
+for _name, (_issue, _text) in PENDING.items():
+    main.add_command(pending_command(_issue, "[OPTIONS]", help=f"{_text}\n\nArrives with {_issue}."), _name)
+
+
+if __name__ == "__main__":
+    main()
