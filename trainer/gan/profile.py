@@ -32,13 +32,23 @@ VARIANTS = {
 }
 
 
-def time_variant(options: BaseTrainOptions, form: str, resolution: int, steps: int, warmup: int = 3) -> dict:
-    """Median/p10/p90 seconds per training step (R1 every r1_interval steps, as in training)."""
+def time_variant(options: BaseTrainOptions, form: str, resolution: int, steps: int, warmup: int = 3,
+                 compile: bool = False) -> dict:
+    """Median/p10/p90 seconds per training step (R1 every r1_interval steps, as in training).
+
+    With ``compile`` the synthesis network and D run through ``torch.compile`` (inductor); R1 is then
+    off, because inductor cannot differentiate twice, and the first (compiling) step is reported.
+    """
     G, D = build_networks(options, resolution)
     G.synthesis.set_modconv_form(form)
     if options.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
+    compile_s = None
+    if compile:
+        options = dataclasses.replace(options, r1_gamma=0.0)
+        G.synthesis.forward = torch.compile(G.synthesis.forward)
+        D.forward = torch.compile(D.forward)
     ratio = options.r1_interval / (options.r1_interval + 1)
     G_opt = torch.optim.Adam(G.parameters(), lr=options.g_lr, betas=(0.0, options.beta2))
     D_opt = torch.optim.Adam(D.parameters(), lr=options.d_lr * ratio, betas=(0.0, options.beta2**ratio))
@@ -54,12 +64,14 @@ def time_variant(options: BaseTrainOptions, form: str, resolution: int, steps: i
         t0 = time.perf_counter()
         train_step(G, D, G_opt, D_opt, real, options, augment, gen, do_r1)
         dt = time.perf_counter() - t0
+        if i == 0 and compile:
+            compile_s = dt
         if i >= warmup:
             (r1_times if do_r1 else times).append(dt)
     q = statistics.quantiles(times, n=10)
     return {"median_s": statistics.median(times), "p10_s": q[0], "p90_s": q[-1], "steps": len(times),
             "r1_step_s": statistics.median(r1_times) if r1_times else None,
-            "img_per_s": options.batch / statistics.median(times)}
+            "img_per_s": options.batch / statistics.median(times), "first_step_s": compile_s}
 
 
 def main(argv=None) -> dict:
@@ -69,6 +81,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--only", default=None, help="comma list of variant names (substring match)")
+    p.add_argument("--compile", action="store_true", help="also time the default variant under torch.compile")
     p.add_argument("--out", default=None, help="write the JSON here")
     args = p.parse_args(argv)
     if args.threads:
@@ -81,6 +94,12 @@ def main(argv=None) -> dict:
         opts = dataclasses.replace(base, **overrides)
         results[name] = time_variant(opts, form, args.resolution, args.steps)
         print(f"{name:40s} {results[name]['median_s']:.3f} s/step  {results[name]['img_per_s']:.1f} img/s", flush=True)
+    if args.compile:
+        name = "default + torch.compile (no R1)"
+        opts = dataclasses.replace(base, **VARIANTS["channels_last + avgpool D (default)"][0])
+        results[name] = time_variant(opts, "decomposed", args.resolution, args.steps, compile=True)
+        print(f"{name:40s} {results[name]['median_s']:.3f} s/step  {results[name]['img_per_s']:.1f} img/s "
+              f"(first step {results[name]['first_step_s']:.0f} s)", flush=True)
     first = next(iter(results.values()))["median_s"]
     for r in results.values():
         r["speedup_vs_first"] = first / r["median_s"]
