@@ -6,9 +6,10 @@ numpy, opencv and onnxruntime only. Heavier names load on first use.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
+
+from gandapt.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,16 +41,7 @@ def load(path: Any, *args: Any, **kwargs: Any) -> Any:
     return _load(path, *args, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gandapt' has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 # In a source checkout the other folders of the design card stand beside gandapt/ (DESIGN §1). When

@@ -35,6 +35,38 @@ def channel_table(img_resolution: int, channel_base: int, channel_max: int) -> T
     return tuple(min(channel_base // (2**i), channel_max) for i in range(2, log2 + 1))
 
 
+class _ChannelTable:
+    """What both network configs derive from ``img_resolution`` and ``channels``."""
+
+    img_resolution: int
+    channels: Tuple[int, ...]
+
+    def _check_channels(self) -> None:
+        log2 = _check_resolution(self.img_resolution)
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if len(self.channels) != log2 - 1:
+            raise GandaptError(
+                f"channels must list one width per resolution 4..{self.img_resolution} "
+                f"({log2 - 1} values), got {len(self.channels)}"
+            )
+
+    @property
+    def resolutions(self) -> Tuple[int, ...]:
+        """Block resolutions 4, 8, ..., img_resolution."""
+        return tuple(4 * 2**i for i in range(len(self.channels)))
+
+    @property
+    def channel_dict(self) -> dict:
+        """``{resolution: channels}``."""
+        return dict(zip(self.resolutions, self.channels))
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON- and ``weights_only``-safe)."""
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One modulated layer of the synthesis network, in forward order.
@@ -61,7 +93,7 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(_ChannelTable):
     """Architecture of a StyleGAN2 generator.
 
     Attributes:
@@ -89,29 +121,13 @@ class GeneratorConfig:
     variant: str = "nvlabs"
 
     def __post_init__(self) -> None:
-        log2 = _check_resolution(self.img_resolution)
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        if len(self.channels) != log2 - 1:
-            raise GandaptError(
-                f"channels must list one width per resolution 4..{self.img_resolution} "
-                f"({log2 - 1} values), got {len(self.channels)}"
-            )
+        self._check_channels()
         if self.variant not in VARIANTS:
             raise GandaptError(f"unknown variant {self.variant!r}; use one of {', '.join(VARIANTS)}")
         if min(self.z_dim, self.w_dim, self.mapping_layers, min(self.channels)) < 1:
             raise GandaptError("z_dim, w_dim, mapping_layers and every channel width must be >= 1")
 
     # ---- derived ------------------------------------------------------------------------------
-    @property
-    def resolutions(self) -> Tuple[int, ...]:
-        """Block resolutions 4, 8, ..., img_resolution."""
-        return tuple(4 * 2**i for i in range(len(self.channels)))
-
-    @property
-    def channel_dict(self) -> dict:
-        """``{resolution: channels}``."""
-        return dict(zip(self.resolutions, self.channels))
-
     @property
     def num_ws(self) -> int:
         """Rows of W+ (``2·log2(res) − 2``; 18 at 1024 px)."""
@@ -143,13 +159,6 @@ class GeneratorConfig:
         """Sum of conv input channels, ToRGB excluded (6048 at FFHQ-1024)."""
         return sum(layer.in_channels for layer in self.layers() if not layer.is_torgb)
 
-    # ---- (de)serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Plain dict (JSON- and ``weights_only``-safe)."""
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GeneratorConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error (a newer format, or a typo)."""
@@ -157,7 +166,7 @@ class GeneratorConfig:
 
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(_ChannelTable):
     """Architecture of a StyleGAN2 residual discriminator (unconditional).
 
     Attributes:
@@ -180,28 +189,9 @@ class DiscriminatorConfig:
     downsample: str = "blur"
 
     def __post_init__(self) -> None:
-        log2 = _check_resolution(self.img_resolution)
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        if len(self.channels) != log2 - 1:
-            raise GandaptError(
-                f"channels must list one width per resolution 4..{self.img_resolution} "
-                f"({log2 - 1} values), got {len(self.channels)}"
-            )
+        self._check_channels()
         if self.downsample not in ("blur", "avgpool"):
             raise GandaptError(f"unknown downsample {self.downsample!r}; use 'blur' or 'avgpool'")
-
-    @property
-    def resolutions(self) -> Tuple[int, ...]:
-        return tuple(4 * 2**i for i in range(len(self.channels)))
-
-    @property
-    def channel_dict(self) -> dict:
-        return dict(zip(self.resolutions, self.channels))
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DiscriminatorConfig":

@@ -16,6 +16,7 @@ import torch
 
 from gandapt.config import DiscriminatorConfig, GeneratorConfig
 from gandapt.errors import CheckpointError
+from gandapt.errors import one_line as _one_line
 
 PathLike = Union[str, os.PathLike]
 StateDict = Dict[str, torch.Tensor]
@@ -89,9 +90,8 @@ class Checkpoint:
 
 
 def one_line(text: Any, limit: int = 300) -> str:
-    """Collapse ``text`` to a single line of at most ``limit`` characters (for wrapped errors)."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    """One line of at most ``limit`` characters (for wrapped third-party errors)."""
+    return _one_line(text, limit)
 
 
 def reason(err: BaseException, limit: int = 160) -> str:

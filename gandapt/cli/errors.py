@@ -19,14 +19,9 @@ from typing import Iterator
 
 import click
 
-from gandapt.errors import GandaptError
+from gandapt.errors import GandaptError, one_line  # noqa: F401 (re-exported for the CLIs)
 
 _OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
-def one_line(message: str) -> str:
-    """Collapse a message's whitespace (newlines included), so the user always sees one line."""
-    return " ".join(str(message).split())
 
 
 def describe_os_error(err: OSError) -> str:

