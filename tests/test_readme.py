@@ -59,3 +59,13 @@ def test_readme_main_job_runs() -> None:
     proc = subprocess.run([str(exe), *argv[1:]], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "stylespace_dim" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch) -> None:
+    """Every ```python block in the README runs as written."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    assert blocks, "README.md has no python example"
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
