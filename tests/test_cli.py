@@ -228,3 +228,24 @@ def test_inspect_pack_imports_no_torch(tmp_path: Path) -> None:
             "assert 'torch' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_train_base_corrupt_images_skip_or_strict(tmp_path: Path) -> None:
+    """A corrupt image is skipped with a one-line warning, or stops the run with --strict."""
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    (tmp_path / "imgs" / "bad.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "imgs" / "big.png")
+    args = ["--steps", "1", "--batch", "2", "--channels", "8,8,8", "--z-dim", "8", "--w-dim", "8",
+            "--mapping-layers", "1", "--sample-every", "0", "--no-progress", "--resolution", "16"]
+    proc = run("gandapt-train", "base", "--data", "imgs", "--out", "run", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("skipped 1 unreadable" in w for w in warnings) and any("resized" in w for w in warnings)
+    assert "Traceback" not in proc.stderr
+    proc = run("gandapt-train", "base", "--data", "imgs", "--out", "run2", "--strict", *args, cwd=tmp_path)
+    assert_one_line_error(proc, 1, "bad.png is not a readable image")

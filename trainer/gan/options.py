@@ -19,7 +19,7 @@ CHANNEL_PRESETS = {
 
 # Fields that may change between a run and its resume (they do not change what is being trained).
 RESUMABLE_CHANGES = frozenset({"out", "kimg", "steps", "checkpoint_minutes", "checkpoint_every",
-                               "sample_every", "threads", "progress", "fid_every", "fid_n", "device"})
+                               "sample_every", "threads", "progress", "fid_every", "fid_n", "device", "strict"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class BaseTrainOptions:
 
     data: str                                # image folder (any images; avatars from `data avatars`)
     out: str                                 # run directory
+    strict: bool = False                     # stop on an unreadable image instead of skipping it
     resolution: Optional[int] = None         # None: the dataset's resolution
     channels: Optional[Tuple[int, ...]] = None  # None: CHANNEL_PRESETS[resolution]
     z_dim: int = 256
