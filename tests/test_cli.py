@@ -17,7 +17,7 @@ from gandapt.errors import GandaptError
 
 BIN = Path(sys.executable).parent
 SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect"]
-PENDING = {"gandapt-export": "issue #7", "gandapt-run": "issue #9", "gandapt-bench": "issue #10"}
+PENDING = {"gandapt-run": "issue #9", "gandapt-bench": "issue #10"}
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -62,7 +62,11 @@ def test_pending_commands_say_when_they_arrive(script: str, args: tuple, tmp_pat
 
 
 def test_pending_subcommand_of_group(tmp_path: Path) -> None:
-    assert_one_line_error(run("gandapt", "export", "m.pt", cwd=tmp_path), 2, "gandapt export", "issue #7")
+    assert_one_line_error(run("gandapt", "run", "--domain", "sketch", cwd=tmp_path), 2, "gandapt run", "issue #9")
+
+
+def test_export_missing_model_is_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(run("gandapt", "export", "m.pt", "--out", "b", cwd=tmp_path), 1, "m.pt")
 
 
 @pytest.mark.parametrize("method,issue", [("encoder", "issue #4"), ("stylespace", "issue #5"), ("dynagan", "issue #6")])

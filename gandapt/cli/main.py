@@ -26,7 +26,7 @@ SUBCOMMANDS: Dict[str, str] = {
 _SUMMARIES: Dict[str, str] = {
     "inspect": "Describe a checkpoint or a domain pack.",
     "train": "Train a base StyleGAN2 or a domain adapter (issues #3-#6).",
-    "export": "Export model.pt to an ONNX/TensorRT bundle (issue #7).",
+    "export": "Export a model to an ONNX bundle (+ TensorRT engine, Triton repository).",
     "run": "Run a bundle live with domain switching (issue #9).",
     "bench": "Benchmark backends and forms (issue #10).",
 }
