@@ -131,3 +131,49 @@ def test_fid_during_training_is_logged_with_its_n(image_dir, tmp_path):
     train_base(BaseTrainOptions(data=str(image_dir), out=str(out), steps=2, fid_every=2, fid_n=8, **TINY))
     rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert rec["step"] == 2 and rec["n_fake"] == 8 and rec["n_real"] == 8 and np.isfinite(rec["fid"])
+
+
+def test_ctrl_c_finishes_the_step_then_checkpoints(image_dir, tmp_path):
+    """SIGINT: the step in flight completes, the checkpoint is taken at that step boundary, one-line exit."""
+    exe = os.path.join(os.path.dirname(sys.executable), "gandapt-train")
+    args = [exe, "base", "--data", str(image_dir), "--out", str(tmp_path / "run"), "--steps", "10000",
+            "--batch", "4", "--z-dim", "16", "--w-dim", "16", "--mapping-layers", "2", "--channels", "16,16,8,8",
+            "--r1-interval", "2", "--sample-every", "0", "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("Error: interrupted after step")
+    step = gandapt.load(tmp_path / "run" / "checkpoint.pt").extra["train"]["step"]
+    assert f"after step {step};" in err
+    assert json.loads(log.read_text().splitlines()[-1])["step"] == step
+
+
+def test_force_starts_over(image_dir, tmp_path):
+    out = tmp_path / "run"
+    train_base(BaseTrainOptions(data=str(image_dir), out=str(out), steps=3, **TINY))
+    train_base(BaseTrainOptions(data=str(image_dir), out=str(out), steps=1, **TINY), force=True)
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1]
+    assert gandapt.load(out / "checkpoint.pt").extra["train"]["step"] == 1
+
+
+def test_training_uses_random_noise(image_dir):
+    """Noise is redrawn per sample during training (the const buffers are for inference only)."""
+    from gandapt.trainer.gan.loop import build_networks
+
+    G, _ = build_networks(BaseTrainOptions(data="-", out="-", **TINY), 32)
+    with torch.no_grad():
+        G.synthesis.b8.conv0.noise_strength.fill_(1.0)
+        ws = G.mapping(torch.randn(1, 16))
+        a, b = G.synthesis(ws, noise_mode="random"), G.synthesis(ws, noise_mode="random")
+    assert not torch.equal(a, b)
+    import inspect
+
+    from gandapt.trainer.gan import loop
+    assert inspect.getsource(loop.train_step).count('noise_mode="random"') == 2

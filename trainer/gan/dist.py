@@ -40,15 +40,19 @@ def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
     """Average ``.grad`` of every parameter over all processes (one flat all-reduce)."""
     if info.world_size == 1:
         return
-    params = [p for p in module.parameters() if p.grad is not None]
+    params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         return
-    flat = torch.cat([p.grad.flatten() for p in params])
+    # Every rank sends every parameter in the same order (zeros where it has no gradient), so the
+    # buffers always line up.
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
     dist.all_reduce(flat)
     flat /= info.world_size
     offset = 0
     for p in params:
         n = p.numel()
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
         p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
         offset += n
 

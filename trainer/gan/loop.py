@@ -10,6 +10,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import shutil
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -33,9 +38,18 @@ GRID_SIZE = 64  # samples in each snapshot grid (8×8, fixed latents)
 
 
 def _device(name: str) -> torch.device:
+    """The training device; under torchrun each process takes the GPU of its LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+RUN_FILES = ("checkpoint.pt", "model.pt", "log.jsonl", "metrics.jsonl", "training_options.json")
 
 
 def _prepare_out(out: Path, resume: bool, force: bool) -> None:
@@ -47,6 +61,10 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp"):  # an atomic write cut short by a kill: never a valid file
         stale.unlink()
+    if force and not resume:  # start over: nothing of the old run may be resumed or appended to
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "samples", ignore_errors=True)
 
 
 def load_images(path: str, resolution: Optional[int], strict: bool = False) -> torch.Tensor:
@@ -55,7 +73,6 @@ def load_images(path: str, resolution: Optional[int], strict: bool = False) -> t
     Unreadable images are skipped (or stop the run with ``strict``) and odd sizes are resized; each
     is reported once on stderr as a one-line warning.
     """
-    import sys
     import warnings
 
     from gandapt.trainer.data.folder import ImageFolderDataset
@@ -120,7 +137,7 @@ def train_step(G: Generator, D: Discriminator, G_opt, D_opt, real: torch.Tensor,
     D.requires_grad_(True)
     with torch.no_grad():
         z, z2 = torch.randn(2, b, G.z_dim, device=device)
-        fake = G.synthesis(_mixed_ws(G, z, z2, options.style_mixing, gen))
+        fake = G.synthesis(_mixed_ws(G, z, z2, options.style_mixing, gen), noise_mode="random")
     r1_weight = options.r1_gamma / 2 * options.r1_interval if do_r1 else 0.0
     loss_d, d_main, r1 = d_loss_with_r1(D, real, fake, augment, r1_weight)
     D_opt.zero_grad(set_to_none=True)
@@ -132,7 +149,7 @@ def train_step(G: Generator, D: Discriminator, G_opt, D_opt, real: torch.Tensor,
     G.requires_grad_(True)
     D.requires_grad_(False)
     z, z2 = torch.randn(2, b, G.z_dim, device=device)
-    fake = G.synthesis(_mixed_ws(G, z, z2, options.style_mixing, gen))
+    fake = G.synthesis(_mixed_ws(G, z, z2, options.style_mixing, gen), noise_mode="random")
     loss_g = g_loss(D(augment(fake)))
     G_opt.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -168,7 +185,12 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
     policy = parse_policy(options.augment)
     G, D = build_networks(options, resolution)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    ratio = options.r1_interval / (options.r1_interval + 1)  # lazy-regularisation Adam correction
+    for net in (G, G_ema, D):  # before the optimisers, so resumed Adam state lands on the device too
+        net.to(device)
+        if options.channels_last:
+            net.to(memory_format=torch.channels_last)
+    # lazy-regularisation Adam correction (StyleGAN2 §B); none when R1 is off
+    ratio = options.r1_interval / (options.r1_interval + 1) if options.r1_gamma > 0 else 1.0
     G_opt = torch.optim.Adam(G.parameters(), lr=options.g_lr, betas=(0.0, options.beta2))
     D_opt = torch.optim.Adam(D.parameters(), lr=options.d_lr * ratio, betas=(0.0, options.beta2**ratio))
     data_gen = torch.Generator().manual_seed(options.seed * 1000 + info.rank)
@@ -186,13 +208,13 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
         state = TrainState(train["step"], train["images_seen"], train["seconds"])
         if info.world_size == 1:  # per-rank RNG streams are not saved for multi-process runs
             set_rng_state(train["rng"], data_gen, aug_gen)
+        elif info.is_main:
+            print("warning: multi-process resume restarts the per-process random streams from the seed",
+                  file=sys.stderr)
+        if info.is_main:
+            _truncate_log(out / "log.jsonl", state.step)  # steps after the checkpoint run again
     dist.broadcast_module(G, info)
     dist.broadcast_module(D, info)
-
-    for net in (G, G_ema, D):
-        net.to(device)
-        if options.channels_last:
-            net.to(memory_format=torch.channels_last)
     grid_z = torch.randn(GRID_SIZE, G.z_dim, generator=torch.Generator().manual_seed(options.seed)).to(device)
     if info.is_main:
         _write_json(out / "training_options.json", options.to_dict())
@@ -212,8 +234,10 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
             save_checkpoint(out / CHECKPOINT, G, G_ema, D, G_opt, D_opt, state, options,
                             rng_state(data_gen, aug_gen))
 
+    # Ctrl-C / SIGTERM finish the step in flight, so the checkpoint is taken at a step boundary.
+    stop = _StopRequest()
     try:
-        while state.step < total:
+        while state.step < total and not stop.requested:
             t0 = time.perf_counter()
             idx = torch.randint(images.shape[0], [local_batch], generator=data_gen)
             real = images[idx].to(device).float() / 127.5 - 1  # [B, 3, R, R]
@@ -225,9 +249,10 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
 
             do_r1 = options.r1_gamma > 0 and state.step % options.r1_interval == 0
             losses = train_step(G, D, G_opt, D_opt, real, options, augment, aug_gen, do_r1, info)
+            batch_images = local_batch * info.world_size
+            _update_ema(G_ema, G, _ema_beta(options, state.images_seen, batch_images))
             state.step += 1
-            state.images_seen += local_batch * info.world_size
-            _update_ema(G_ema, G, _ema_beta(options, state.images_seen, options.batch))
+            state.images_seen += batch_images
             dt = time.perf_counter() - t0
             state.seconds += dt
             if info.is_main:
@@ -242,14 +267,15 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
                 last_ckpt = time.monotonic()
             if on_step is not None:
                 on_step(state.step)
-    except KeyboardInterrupt:
-        checkpoint()
-        raise GandaptError(f"interrupted at step {state.step}; checkpoint saved, continue with --resume") from None
     finally:
+        stop.restore()
         if progress is not None:
             progress.close()
         if log is not None:
             log.close()
+    if stop.requested:
+        checkpoint()
+        raise GandaptError(f"interrupted after step {state.step}; checkpoint saved, continue with --resume")
 
     checkpoint()
     final = out / "model.pt"
@@ -262,6 +288,36 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
     dist.barrier(info)
     dist.shutdown(info)
     return final
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (main thread only)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once; the last checkpoint stays valid
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log records past ``step`` (logged after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+    from gandapt.io import atomic_write_bytes
+
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode(), force=True)
 
 
 def _resolved(options: BaseTrainOptions, resolution: int) -> BaseTrainOptions:

@@ -36,6 +36,7 @@ def rng_state(data_gen: torch.Generator, aug_gen: torch.Generator) -> Dict[str, 
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "data": data_gen.get_state(),
         "augment": aug_gen.get_state(),
         "python": [py[0], list(py[1]), py[2]],
@@ -45,6 +46,8 @@ def rng_state(data_gen: torch.Generator, aug_gen: torch.Generator) -> Dict[str, 
 
 def set_rng_state(s: Dict[str, Any], data_gen: torch.Generator, aug_gen: torch.Generator) -> None:
     torch.set_rng_state(s["torch"])
+    if s.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
     data_gen.set_state(s["data"])
     aug_gen.set_state(s["augment"])
     random.setstate((s["python"][0], tuple(s["python"][1]), s["python"][2]))
