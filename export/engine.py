@@ -26,12 +26,13 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from gandapt.errors import GandaptError, one_line
+from gandapt.export.manifest import sha256_file, update_manifest
+from gandapt.io import atomic_write_bytes
 
 NO_TRT = "TensorRT is not installed: pip install 'gandapt[trt]' on a machine with an NVIDIA GPU and driver"
 NO_RTX = "TensorRT-RTX is not installed: pip install tensorrt-rtx-cu13 (builds ahead of time, no GPU needed)"
@@ -47,6 +48,19 @@ def has_cuda_driver() -> bool:
     except OSError:
         return False
     return True
+
+
+def require_tensorrt() -> None:
+    """Refuse in one line when TensorRT or an NVIDIA driver is missing (checked before any import).
+
+    Raises:
+        GandaptError: no ``tensorrt`` package, or no ``libcuda.so.1``.
+    """
+    if importlib.util.find_spec("tensorrt") is None:
+        raise GandaptError(NO_TRT)
+    if not has_cuda_driver():  # before importing TensorRT: its runtimes crash without a driver
+        raise GandaptError("no NVIDIA GPU driver (libcuda.so.1) on this machine: build engines on the GPU "
+                           "machine that will run them (a plan is tied to its GPU and TensorRT version)")
 
 
 def read_manifest(bundle_dir: os.PathLike) -> Optional[Dict[str, Any]]:
@@ -184,14 +198,7 @@ def _io(trt, network) -> Dict[str, List[Dict[str, Any]]]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, force=True)
 
 
 def _sha256(data: bytes) -> str:
@@ -251,18 +258,9 @@ def _register_plugins(trt, logger, plugins: Sequence[str]) -> None:
 
 
 def _write_manifest_engine(bundle: Path, manifest: Optional[Dict[str, Any]], graph: str, entry: Dict[str, Any]) -> None:
-    # Prefer the exporter's manifest module (validation, formatting); else write the JSON ourselves.
-    try:
-        mod = importlib.import_module("gandapt.export.manifest")
-    except ImportError:
-        mod = None
-    update = getattr(mod, "update_manifest", None)
-    if update is not None:
-        update(bundle, engine={**((manifest or {}).get("engine") or {}), graph: entry})
-        return
-    data = dict(manifest or {})
-    data["engine"] = {**(data.get("engine") or {}), graph: entry}
-    _atomic_write(bundle / "manifest.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    # A bundle without a manifest (graphs only) keeps just the plan's own .plan.json.
+    if manifest is not None:
+        update_manifest(bundle, engine={**(manifest.get("engine") or {}), graph: entry})
 
 
 def build_engine(
@@ -311,11 +309,7 @@ def build_engine(
         raise GandaptError("the bundle's graph is fp16-typed; export an fp32 bundle for an fp32 engine")
     plugins = plugin_ops(onnx_path)
 
-    if importlib.util.find_spec("tensorrt") is None:
-        raise GandaptError(NO_TRT)
-    if not has_cuda_driver():  # before importing TensorRT: its runtimes crash without a driver
-        raise GandaptError("no NVIDIA GPU driver (libcuda.so.1) on this machine: build engines on the GPU "
-                           "machine that will run them (a plan is tied to its GPU and TensorRT version)")
+    require_tensorrt()
     import tensorrt as trt
 
     weak_fp16 = want == "fp16" and have == "fp32"
@@ -351,7 +345,7 @@ def build_engine(
     _atomic_write(out, bytes(plan))
 
     meta = {
-        "graph": graph, "onnx": spec["file"], "onnx_sha256": _sha256(onnx_path.read_bytes()),
+        "graph": graph, "onnx": spec["file"], "onnx_sha256": sha256_file(onnx_path),
         "bundle_manifest_sha256": manifest_sha(manifest), "tensorrt_version": trt.__version__,
         "device": _device(), "precision": want, "strongly_typed": not weak_fp16,
         "plugins": plugins, "profile": profile, "build_seconds": round(build_s, 2),

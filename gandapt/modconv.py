@@ -26,6 +26,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from gandapt.resample import blur
+
 FORMS = ("reference", "decomposed", "grouped")
 EPS = 1e-8
 
@@ -83,8 +85,6 @@ def modulated_conv2d(
 
 def _finish_up(y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Blur after a stride-2 transposed conv: [N, C, 2H+k−2, ·] → [N, C, 2H, 2W] for k = 3."""
-    from gandapt.resample import blur
-
     return blur(y, f, pad=1, gain=4.0)
 
 

@@ -83,3 +83,14 @@ def test_missing_optional_part_is_a_clear_error() -> None:
     with pytest.raises(GandaptError, match=r"^build_engine is not available in this gandapt \(gandapt.export.nope is missing\)"):
         _optional("nope", "build_engine")
     assert callable(_optional("engine", "build_engine"))  # the TensorRT builder module is importable without TensorRT
+
+
+def test_engine_without_tensorrt_refuses_before_exporting(files: Path, tmp_path: Path) -> None:
+    """No TensorRT/GPU here: --engine fails at once, one line, and writes no bundle."""
+    from gandapt.export.engine import has_cuda_driver
+
+    if has_cuda_driver():
+        pytest.skip("a GPU driver is present: the refusal path is not taken")
+    proc = run(str(files / "base.pt"), "--out", str(tmp_path / "b"), "--engine", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert not (tmp_path / "b").exists()

@@ -8,6 +8,7 @@ resume needs is checkpointed atomically, on a wall-clock cadence and at the end.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from gandapt.config import DiscriminatorConfig, GeneratorConfig
 from gandapt.discriminator import Discriminator
 from gandapt.errors import GandaptError
 from gandapt.generator import Generator
+from gandapt.io import atomic_write_bytes
 from gandapt.trainer.gan import dist
 from gandapt.trainer.gan.augment import diff_augment, parse_policy
 from gandapt.trainer.gan.grid import save_grid
@@ -315,21 +317,15 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-    from gandapt.io import atomic_write_bytes
-
     atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode(), force=True)
 
 
 def _resolved(options: BaseTrainOptions, resolution: int) -> BaseTrainOptions:
     """Fill the dataset-dependent defaults so the saved options describe the run exactly."""
-    import dataclasses
-
     return dataclasses.replace(options, resolution=resolution, channels=options.resolved_channels(resolution))
 
 
 def _write_json(path: Path, obj) -> None:
-    from gandapt.io import atomic_write_bytes
-
     atomic_write_bytes(path, json.dumps(obj, indent=2).encode(), force=True)
 
 
