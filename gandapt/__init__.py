@@ -22,7 +22,7 @@ _LAZY = {
     "DomainLayout": "gandapt.layout",
 }
 
-__all__ = ["__version__", "load", *_LAZY]
+__all__ = ["__version__", "load", "load_encoder", *_LAZY]
 
 
 def load(path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -39,6 +39,18 @@ def load(path: Any, *args: Any, **kwargs: Any) -> Any:
     from gandapt.checkpoint import load as _load  # torch is imported only here
 
     return _load(path, *args, **kwargs)
+
+
+def load_encoder(path: Any, *args: Any, **kwargs: Any) -> Any:
+    """Load a W+ inversion encoder; see :func:`gandapt.checkpoint.load_encoder`.
+
+    Returns:
+        An :class:`~gandapt.checkpoint.EncoderFile` (``.E`` maps images [N, 3, R, R] in [-1, 1] to
+        ws [N, num_ws, w_dim]; ``.base_fingerprint`` names the generator it inverts into).
+    """
+    from gandapt.checkpoint import load_encoder as _load_encoder
+
+    return _load_encoder(path, *args, **kwargs)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,12 +15,14 @@ from gandapt.checkpoint.infer import (
     infer_discriminator_config,
     infer_generator_config,
 )
+from gandapt.checkpoint.encoder_file import EncoderFile, load_encoder, save_encoder
 from gandapt.checkpoint.native import FORMAT_VERSION, save_native
 from gandapt.errors import CheckpointError
 
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "EncoderFile",
     "FORMATS",
     "FORMAT_VERSION",
     "NetworkStates",
@@ -31,7 +33,9 @@ __all__ = [
     "infer_discriminator_config",
     "infer_generator_config",
     "load",
+    "load_encoder",
     "read_states",
+    "save_encoder",
     "save_native",
     "sniff",
 ]

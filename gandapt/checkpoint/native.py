@@ -48,11 +48,14 @@ def _check_plain(value: Any, where: str) -> None:
         )
 
 
-def _network(module: torch.nn.Module, cls, what: str) -> dict:
+def _network(module: torch.nn.Module, cls, what: str, dtype: Optional[torch.dtype] = None) -> dict:
     config = getattr(module, "config", None)
     if not isinstance(config, cls):
         raise GandaptError(f"save_native: {what} has no .config of type {cls.__name__}; pass a gandapt network")
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    state = {}
+    for k, v in module.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        state[k] = v.to(dtype) if dtype is not None and v.is_floating_point() else v
     return {"config": config.to_dict(), "state_dict": state}
 
 
@@ -62,6 +65,7 @@ def save_native(
     D: Optional[torch.nn.Module] = None,
     extra: Optional[Mapping[str, Any]] = None,
     force: bool = False,
+    dtype: Optional[torch.dtype] = None,
 ) -> Path:
     """Write ``G`` (and ``D``) in gandapt's native format, atomically.
 
@@ -71,6 +75,8 @@ def save_native(
         D: a :class:`~gandapt.discriminator.Discriminator`, or None.
         extra: plain data stored alongside (adapter state, domain pack, training settings).
         force: overwrite an existing file.
+        dtype: store the networks' floating-point tensors in this dtype (``torch.float16`` halves a
+            shipped model; loading casts back to fp32).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -84,8 +90,8 @@ def save_native(
     payload = {
         "gandapt_format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "G": _network(G, GeneratorConfig, "G"),
-        "D": _network(D, DiscriminatorConfig, "D") if D is not None else None,
+        "G": _network(G, GeneratorConfig, "G", dtype),
+        "D": _network(D, DiscriminatorConfig, "D", dtype) if D is not None else None,
         "extra": extra,
     }
     with atomic_path(path, force=force) as tmp:
