@@ -16,7 +16,8 @@ from gandapt.cli.inspect import main as inspect_main
 from gandapt.errors import GandaptError
 
 BIN = Path(sys.executable).parent
-SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect"]
+SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect",
+           "gandapt-generate"]
 PENDING = {"gandapt-run": "issue #9", "gandapt-bench": "issue #10"}
 
 
@@ -47,7 +48,7 @@ def test_help(script: str, tmp_path: Path) -> None:
 
 def test_group_lists_and_runs_every_command(tmp_path: Path) -> None:
     out = run("gandapt", "--help", cwd=tmp_path).stdout
-    for name in ["inspect", "train", "export", "run", "bench"]:
+    for name in ["inspect", "generate", "train", "export", "run", "bench"]:
         assert f"\n  {name} " in out
         proc = run("gandapt", name, "--help", cwd=tmp_path)
         assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: gandapt {name} "), proc.stderr
@@ -69,13 +70,13 @@ def test_export_missing_model_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run("gandapt", "export", "m.pt", "--out", "b", cwd=tmp_path), 1, "m.pt")
 
 
-@pytest.mark.parametrize("method,issue", [("encoder", "issue #4"), ("stylespace", "issue #5"), ("dynagan", "issue #6")])
+@pytest.mark.parametrize("method,issue", [("domain-mod", "issue #5"), ("stylespace", "issue #5"), ("dynagan", "issue #6")])
 def test_pending_train_methods_say_when_they_arrive(method: str, issue: str, tmp_path: Path) -> None:
     proc = run("gandapt-train", method, "--text", "sketch", cwd=tmp_path)
     assert_one_line_error(proc, 2, f"gandapt-train {method}", f"arrives with {issue}")
 
 
-@pytest.mark.parametrize("sub", ["base", "data", "fid"])
+@pytest.mark.parametrize("sub", ["base", "data", "fid", "encoder", "eval-encoder"])
 def test_train_subcommands_have_help(sub: str, tmp_path: Path) -> None:
     proc = run("gandapt-train", sub, "--help", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: gandapt-train {sub} "), proc.stderr

@@ -15,11 +15,12 @@ COMMANDS = {
     "data": "gandapt.trainer.data.cli:data",
     "base": "gandapt.trainer.gan.cli:base",
     "fid": "gandapt.trainer.metrics.cli:fid",
+    "encoder": "gandapt.trainer.encoder.cli:encoder",
+    "eval-encoder": "gandapt.trainer.encoder.cli:eval_encoder",
 }
 
 # Adapter methods and the issue that brings each (DESIGN §7).
 PENDING = {
-    "encoder": ("issue #4", "W+ inversion encoder (pSp/e4e-style) for camera input."),
     "domain-mod": ("issue #5", "HyperDomainNet's domain-modulation vector, one domain."),
     "stylespace": ("issue #5", "StyleDomain StyleSpace directions (conv-only, all-layers, sparse)."),
     "genda": ("issue #5", "GenDA attribute adaptor + classifier, one-shot."),
@@ -34,6 +35,8 @@ SUMMARIES = {
     "data": "Build the avatar dataset and target-domain copies.",
     "base": "Train a StyleGAN2 from scratch on an image folder.",
     "fid": "FID/KID of a model or an image folder against a dataset.",
+    "encoder": "Train a W+ inversion encoder (pSp/e4e-style) so photos and camera frames drive a model.",
+    "eval-encoder": "Score an inversion encoder against the average-latent baseline.",
     **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
 }
 

@@ -1,0 +1,1 @@
+"""The W+ inversion encoder trainer (``gandapt-train encoder``) and its evaluation."""

@@ -1,0 +1,190 @@
+"""The training loop behind ``gandapt-train encoder`` (a W+ inversion encoder for a frozen G).
+
+Each batch mixes G's own images, whose latents are known (latent loss + image loss), with real
+images of the domain, which only have an image loss: ``G(E(x)) ≈ x`` with gradients flowing
+through the frozen synthesis network into the encoder (pSp, Richardson et al. 2021; e4e's offset
+regulariser, Tov et al. 2021). ``checkpoint.pt`` is a loadable encoder file at every moment; its
+``extra['train']`` holds what ``--resume`` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from gandapt.checkpoint import load as load_model
+from gandapt.checkpoint import load_encoder, save_encoder
+from gandapt.encoder import Encoder, EncoderConfig
+from gandapt.errors import GandaptError
+from gandapt.io import atomic_write_bytes
+from gandapt.trainer.encoder.evaluate import evaluate_encoder, latent_variance, sample_pairs, summary_lines
+from gandapt.trainer.encoder.options import EncoderTrainOptions
+from gandapt.trainer.gan.grid import save_grid
+from gandapt.trainer.gan.loop import _StopRequest, _device, load_images
+
+CHECKPOINT, FINAL = "checkpoint.pt", "encoder.pt"
+RUN_FILES = (CHECKPOINT, FINAL, "log.jsonl", "metrics.json", "training_options.json")
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise GandaptError(f"--out {out} is a file; give a directory for the run")
+    if out.exists() and any(out.iterdir()) and not (resume or force):
+        raise GandaptError(f"--out {out} already holds a run; pass --resume to continue it or --force to start over")
+    if resume and not (out / CHECKPOINT).is_file():
+        raise GandaptError(f"--resume: {out / CHECKPOINT} does not exist; start the run without --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):
+        stale.unlink()
+    if force and not resume:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "samples", ignore_errors=True)
+
+
+def split_images(options: EncoderTrainOptions, resolution: int):
+    """(train, held_out) uint8 image tensors [N, 3, R, R] from ``options.data`` (None, None without data)."""
+    if options.data is None:
+        return None, None
+    images = load_images(options.data, resolution)
+    if options.holdout >= len(images):
+        raise GandaptError(f"--holdout {options.holdout} leaves no training images of the {len(images)} in "
+                           f"{options.data}; lower --holdout")
+    cut = len(images) - options.holdout
+    return images[:cut], images[cut:]
+
+
+def train_encoder(options: EncoderTrainOptions, resume: bool = False, force: bool = False,
+                  on_step: Optional[Callable[[int], None]] = None) -> Path:
+    """Train an inversion encoder for ``options.model`` and evaluate it on held-out data.
+
+    Args:
+        options: the run's settings.
+        resume: continue the run in ``options.out`` from its checkpoint.
+        force: start over in an existing ``options.out``.
+        on_step: called with the step number after each completed step.
+
+    Returns:
+        Path of ``out/encoder.pt`` (its ``extra['metrics']`` holds the evaluation; also in
+        ``out/metrics.json``).
+    """
+    out = Path(options.out)
+    device = _device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    base = load_model(options.model, device=device, with_d=False)
+    G = base.G.eval().requires_grad_(False)
+    train_images, held_out = split_images(options, G.img_resolution)
+    _prepare_out(out, resume, force)
+
+    cfg = EncoderConfig.for_generator(base.config, channels=options.channels,
+                                      head_channels=options.head_channels, head_dim=options.head_dim)
+    torch.manual_seed(options.seed)
+    E = Encoder(cfg).to(device)
+    with torch.no_grad():
+        E.w_avg.copy_(G.mapping.w_avg)
+    opt = torch.optim.Adam(E.parameters(), lr=options.lr, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(options.seed)
+    step, seconds = 0, 0.0
+    if resume:
+        prev = load_encoder(out / CHECKPOINT)
+        train = prev.extra.get("train") or {}
+        old = EncoderTrainOptions.from_dict(train.get("options", {}))
+        changed = options.incompatible_with(old)
+        if changed:
+            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
+                               "use the same options or --force to start over")
+        if prev.base_fingerprint != base.fingerprint:
+            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        E.load_state_dict(prev.E.state_dict())
+        opt.load_state_dict(train["opt"])
+        gen.set_state(train["rng"])
+        step, seconds = int(train["step"]), float(train["seconds"])
+    w_var = latent_variance(G, seed=options.seed)
+    _write_json(out / "training_options.json", options.to_dict())
+
+    def checkpoint() -> None:
+        save_encoder(out / CHECKPOINT, E, base.fingerprint, force=True, extra={"train": {
+            "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+            "options": options.to_dict()}})
+
+    n_real = int(round(options.batch * options.real_fraction)) if train_images is not None else 0
+    n_fake = options.batch - n_real
+    progress = None
+    if options.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=options.steps, initial=step, unit="step", desc="encoder", dynamic_ncols=True)
+    log = (out / "log.jsonl").open("a")
+    last_ckpt = time.monotonic()
+    stop = _StopRequest()
+    E.train()
+    try:
+        while step < options.steps and not stop.requested:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                x_fake, ws = sample_pairs(G, n_fake, gen, options.psi_min, options.style_mixing)
+            x = x_fake
+            if n_real:
+                idx = torch.randint(len(train_images), [n_real], generator=gen)
+                real = train_images[idx].to(device).float() / 127.5 - 1          # [n_real, 3, R, R]
+                flip = (torch.rand(n_real, generator=gen) < 0.5)[:, None, None, None].to(device)
+                x = torch.cat([x_fake, torch.where(flip, real.flip(3), real)])
+            pred, delta = E.forward_parts(x)                                      # [B, num_ws, w_dim] ×2
+            rec = G.synthesis(pred, noise_mode="const")                           # [B, 3, R, R]
+            loss_w = (pred[:n_fake] - ws).pow(2).mean() / w_var
+            loss_img = (rec - x).pow(2).mean()
+            loss_delta = delta.pow(2).mean()
+            loss = options.lambda_w * loss_w + options.lambda_img * loss_img + options.lambda_delta * loss_delta
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            dt = time.perf_counter() - t0
+            seconds += dt
+            rec_psnr = float(10 * torch.log10(4 / (rec.detach() - x).pow(2).mean().clamp_min(1e-10)))
+            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss_w": round(loss_w.item(), 5),
+                                  "loss_img": round(loss_img.item(), 5), "loss_delta": round(loss_delta.item(), 6),
+                                  "psnr": round(rec_psnr, 3)}) + "\n")
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(w=f"{loss_w.item():.3f}", psnr=f"{rec_psnr:.1f}", refresh=False)
+            if options.sample_every and step % options.sample_every == 0:
+                _snapshot(x, rec, n_fake, out, step)
+            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
+                checkpoint()
+                last_ckpt = time.monotonic()
+            if on_step is not None:
+                on_step(step)
+    finally:
+        stop.restore()
+        if progress is not None:
+            progress.close()
+        log.close()
+    checkpoint()
+    if stop.requested:
+        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+
+    metrics = evaluate_encoder(E, G, w_var, held_out, n=options.eval_n, psi_min=options.psi_min, grid_dir=out)
+    for line in summary_lines(metrics):
+        print(line, file=sys.stderr)
+    _write_json(out / "metrics.json", metrics)
+    return save_encoder(out / FINAL, E.eval(), base.fingerprint, force=True, extra={
+        "training_options": options.to_dict(), "steps": step, "seconds": round(seconds, 1), "metrics": metrics})
+
+
+@torch.no_grad()
+def _snapshot(x: torch.Tensor, rec: torch.Tensor, n_fake: int, out: Path, step: int) -> None:
+    """Inputs over reconstructions: up to 4 G samples, then up to 4 real images."""
+    idx = torch.cat([torch.arange(min(4, n_fake)), n_fake + torch.arange(min(4, x.shape[0] - n_fake))])
+    (out / "samples").mkdir(exist_ok=True)
+    save_grid(torch.cat([x[idx], rec[idx]]), out / "samples" / f"recon{step:07d}.png", cols=len(idx))
+
+
+def _write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode(), force=True)

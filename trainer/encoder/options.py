@@ -1,0 +1,69 @@
+"""Options of an inversion-encoder run (frozen; the resolved copy is saved with the run)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Tuple
+
+from gandapt.errors import GandaptError
+
+# Fields that may change between a run and its resume.
+RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "eval_n",
+                               "device", "sample_every"})
+
+
+@dataclass(frozen=True)
+class EncoderTrainOptions:
+    """Everything that defines a ``gandapt-train encoder`` run (CLI flags mirror the fields)."""
+
+    model: str                                # base model the encoder inverts into (any checkpoint format)
+    out: str                                  # run directory
+    data: Optional[str] = None                # real images of the domain (e.g. the avatar set); None: G samples only
+    holdout: int = 500                        # last N images of `data` never trained on (evaluation)
+    steps: int = 6000
+    batch: int = 16
+    real_fraction: float = 0.5                # share of each batch drawn from `data` (image losses only)
+    lr: float = 1e-3
+    lambda_w: float = 1.0                     # latent loss on (G(w), w) pairs, normalised by Var[w]
+    lambda_img: float = 1.0                   # image MSE of G(E(x)) against x
+    lambda_delta: float = 1e-3                # e4e's L2 on per-row offsets (keeps inversions near W)
+    psi_min: float = 0.6                      # sampled pairs use truncation ψ ~ U[psi_min, 1]
+    style_mixing: float = 0.5                 # probability a sampled pair mixes two latents (W+ coverage)
+    channels: Optional[Tuple[int, ...]] = None  # None: the encoder's default for the resolution
+    head_channels: int = 32
+    head_dim: int = 256
+    eval_n: int = 256                         # held-out samples per evaluation set
+    checkpoint_minutes: float = 5.0
+    sample_every: int = 1000                  # reconstruction grid every N steps (0: only at the end)
+    seed: int = 0
+    threads: Optional[int] = None
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if self.batch < 2 or self.steps < 1:
+            raise GandaptError("batch must be >= 2 and steps >= 1")
+        if not 0 <= self.real_fraction <= 1:
+            raise GandaptError(f"real_fraction must lie in [0, 1], got {self.real_fraction}")
+        if self.real_fraction > 0 and self.data is None:
+            object.__setattr__(self, "real_fraction", 0.0)  # nothing real to draw from
+        if not 0 < self.psi_min <= 1:
+            raise GandaptError(f"psi_min must lie in (0, 1], got {self.psi_min}")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels) if self.channels is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EncoderTrainOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def incompatible_with(self, other: "EncoderTrainOptions") -> Tuple[str, ...]:
+        """Fields whose difference means ``other``'s checkpoint cannot be resumed with these options."""
+        a, b = self.to_dict(), other.to_dict()
+        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))
