@@ -13,6 +13,9 @@ TORCH_FREE = [
     "import gandapt.cli.main, gandapt.cli.errors, gandapt.cli.inspect; gandapt.cli.main.cli.get_command(None, 'run')",
     # lazily exposed names that are numpy-only
     "import gandapt; gandapt.GandaptError, gandapt.DomainLayout",
+    # camera-frame preprocessing shared with the encoder evaluation
+    "import gandapt.runtime.crop, gandapt.runtime.frames",
+    "import gandapt.samples, gandapt.samples.render_clip; assert callable(gandapt.samples.clip)",
 ]
 
 
