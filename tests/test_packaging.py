@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 ROOTS = {"gandapt": "gandapt", "trainer": "gandapt.trainer", "export": "gandapt.export",
          "runtime": "gandapt.runtime", "plugins_trt": "gandapt.plugins_trt",
          "benchmarks": "gandapt.benchmarks", "samples": "gandapt.samples"}
-SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect"]
+SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect",
+           "gandapt-generate"]
 _JUNK = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
 
 

@@ -16,6 +16,7 @@ import gandapt
 # Subcommand name -> "module:attribute" of the click command behind the console script.
 SUBCOMMANDS: Dict[str, str] = {
     "inspect": "gandapt.cli.inspect:main",
+    "generate": "gandapt.cli.generate:main",
     "train": "gandapt.trainer.cli:main",
     "export": "gandapt.export.cli:main",
     "run": "gandapt.runtime.cli:main",
@@ -25,6 +26,7 @@ SUBCOMMANDS: Dict[str, str] = {
 # One-line summaries for the group's --help without importing every subcommand's module.
 _SUMMARIES: Dict[str, str] = {
     "inspect": "Describe a checkpoint or a domain pack.",
+    "generate": "Render a seeded image grid from a model (the embedded one by default).",
     "train": "Train a base StyleGAN2 or a domain adapter (issues #3-#6).",
     "export": "Export a model to an ONNX bundle (+ TensorRT engine, Triton repository).",
     "run": "Run a bundle live with domain switching (issue #9).",
