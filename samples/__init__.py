@@ -28,3 +28,27 @@ def data_path(name: str) -> Path:
             f"no sample file {name!r} in {data_dir()}; available: {', '.join(have) or 'none'}"
         )
     return path
+
+
+# File names of the shipped samples; recipes in gandapt.samples.build make each one.
+BASE_MODEL = "avatars64.pt"
+ENCODER = "avatars64_encoder.pt"
+CLIP = "avatar_clip.mp4"
+
+
+def base_model() -> Path:
+    """The embedded base model: a 64 px StyleGAN2 trained on procedural avatars, with its
+    discriminator (adapter methods need D). Load it with ``gandapt.load(base_model())``."""
+    return data_path(BASE_MODEL)
+
+
+def encoder() -> Path:
+    """The W+ inversion encoder of :func:`base_model` (image [N, 3, 64, 64] -> ws [N, num_ws, w_dim]).
+    Load it with ``gandapt.load_encoder(encoder())``."""
+    return data_path(ENCODER)
+
+
+def clip() -> Path:
+    """A short MP4 of avatar renders made by the project: the camera path's input when no webcam
+    exists (``gandapt-run --source sample``)."""
+    return data_path(CLIP)

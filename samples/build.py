@@ -1,24 +1,51 @@
 """Rebuild the files in ``samples/data/`` from their recipes: ``python -m gandapt.samples.build``.
 
-Every sample file is made by the project's own code from a fixed recipe, so anyone can check
-where it came from. Later issues add the trained base model, encoder, domain pack, bundle and clip
-as further recipes here.
+Every sample file is made by the project's own code from a fixed recipe, so anyone can check where
+it came from (``samples/README.md`` has the provenance). Cheap recipes (seconds) run by default;
+the trained ones need a work folder for the dataset and the training runs, and resume whatever is
+already there::
+
+    python -m gandapt.samples.build                              # the cheap ones
+    python -m gandapt.samples.build avatars64.pt avatars64_encoder.pt --work runs/samples
+
+Rebuilding ``avatars64.pt`` from nothing renders 20k avatars (~10 min) and trains ~3 h on two
+CPU cores; the encoder then trains ~40 min. Later issues add the domain pack and bundle here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
-from gandapt.samples import data_dir
+from gandapt.samples import BASE_MODEL, CLIP, ENCODER, data_dir
 
 
-def build_tiny_g32(path: Path) -> None:
-    """A random-weight 32 px generator + discriminator (seed 0): the smallest real gandapt model.
+@dataclass(frozen=True)
+class Recipe:
+    """How one sample file is made.
 
-    It is what the README's first command inspects until the trained avatar model ships.
+    Attributes:
+        build: ``build(path, work)`` writes the file (``work`` holds datasets and runs; None for cheap
+            recipes).
+        trained: needs ``--work`` (a dataset and a training run; hours on CPU).
+        about: one line for ``--list``.
     """
+
+    build: Callable[[Path, Optional[Path]], None]
+    trained: bool
+    about: str
+
+
+# ----------------------------------------------------------------------------- tiny_g32.pt
+
+
+def build_tiny_g32(path: Path, work: Optional[Path] = None) -> None:
+    """A random-weight 32 px generator + discriminator (seed 0): the smallest real gandapt model
+    (tests and quick experiments)."""
     import torch
 
     from gandapt.checkpoint import save_native
@@ -35,22 +62,131 @@ def build_tiny_g32(path: Path) -> None:
     save_native(path, G, D, extra={"recipe": "tiny_g32: random weights, torch.manual_seed(0)"}, force=True)
 
 
-RECIPES: Dict[str, Callable[[Path], None]] = {
-    "tiny_g32.pt": build_tiny_g32,
+# ----------------------------------------------------------------------------- avatars64.pt
+
+# The shipped base model's run, exactly: gandapt-train data avatars + gandapt-train base with these
+# settings (the run was stopped after BASE_STEPS steps; `steps` only sets where it ends).
+AVATARS = {"n": 20000, "size": 64, "seed": 0}
+BASE_STEPS = 10000
+BASE_RUN = {"kimg": 2000, "steps": BASE_STEPS, "threads": 2, "checkpoint_minutes": 5, "sample_every": 250,
+            "progress": False}
+FID_N = 1000
+
+
+def _dataset(work: Path, data: Optional[Path]) -> Path:
+    """The avatar set: ``data`` if given (must hold the recipe's set), else built/resumed in ``work``."""
+    from gandapt.trainer.data.avatars import build_avatars, read_dataset_info
+
+    folder = Path(data) if data else work / "avatars64"
+    info = read_dataset_info(folder)
+    if info is None or not info.get("complete") or info.get("n") != AVATARS["n"]:
+        build_avatars(folder, resume=folder.exists(), **AVATARS)
+    return folder
+
+
+def base_run_dir(work: Path) -> Path:
+    return work / "base64"
+
+
+def build_avatars64(path: Path, work: Optional[Path], data: Optional[Path] = None) -> None:
+    """Train (or resume) the avatar base model, measure its FID and store G_ema + D in fp16."""
+    import torch
+
+    from gandapt.checkpoint import load, save_native
+    from gandapt.trainer.gan.loop import train_base
+    from gandapt.trainer.gan.options import BaseTrainOptions
+    from gandapt.trainer.metrics.evaluate import evaluate_generator
+
+    folder = _dataset(work, data)
+    run = base_run_dir(work)
+    options = BaseTrainOptions(data=str(folder), out=str(run), **BASE_RUN)
+    model = train_base(options, resume=(run / "checkpoint.pt").is_file())
+    ckpt = load(model)
+    fid = evaluate_generator(ckpt.G, folder, n=FID_N, seed=0, progress=sys.stderr.isatty())
+    train = load(run / "checkpoint.pt").extra["train"]
+    extra = {
+        "recipe": f"python -m gandapt.samples.build {BASE_MODEL} (gandapt.samples.build.build_avatars64)",
+        "dataset": {"builder": "gandapt-train data avatars", **AVATARS},
+        "training_options": json.loads(json.dumps(ckpt.extra.get("training_options", {}))),
+        "images_seen": int(train["images_seen"]),
+        "train_seconds": round(float(train["seconds"]), 1),
+        "fid": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in fid.items()},
+        "stored_dtype": "float16",
+    }
+    save_native(path, ckpt.G, ckpt.D, extra=extra, force=True, dtype=torch.float16)
+
+
+# ----------------------------------------------------------------------------- avatars64_encoder.pt
+
+ENCODER_RUN = {"steps": 5000, "threads": 2, "progress": False}
+
+
+def build_encoder(path: Path, work: Optional[Path], data: Optional[Path] = None) -> None:
+    """Train (or resume) the inversion encoder of the shipped base model; store it in fp16."""
+    import torch
+
+    from gandapt.checkpoint import load_encoder, save_encoder
+    from gandapt.trainer.encoder.loop import train_encoder
+    from gandapt.trainer.encoder.options import EncoderTrainOptions
+
+    folder = _dataset(work, data)
+    run = work / "encoder64"
+    model = path.parent / BASE_MODEL  # the shipped (fp16) model: the encoder must match its fingerprint
+    if not model.is_file():
+        raise SystemExit(f"{model} is missing; build {BASE_MODEL} first (the encoder inverts into it)")
+    options = EncoderTrainOptions(model=str(model), data=str(folder), out=str(run), **ENCODER_RUN)
+    done = run / "encoder.pt"
+    if not done.is_file():
+        train_encoder(options, resume=(run / "checkpoint.pt").is_file())
+    enc = load_encoder(done)
+    extra = {**enc.extra, "recipe": f"python -m gandapt.samples.build {ENCODER} --work WORK",
+             "stored_dtype": "float16"}
+    save_encoder(path, enc.E, enc.base_fingerprint, extra=extra, dtype=torch.float16, force=True)
+
+
+# ----------------------------------------------------------------------------- avatar_clip.mp4
+
+
+def build_clip(path: Path, work: Optional[Path] = None) -> None:
+    """Six seconds of three talking avatars (python-avatars renders) for ``--source sample``."""
+    from gandapt.samples.render_clip import build_avatar_clip
+
+    build_avatar_clip(path, force=True)
+
+
+RECIPES: Dict[str, Recipe] = {
+    "tiny_g32.pt": Recipe(build_tiny_g32, False, "random-weight 32 px G + D (tests)"),
+    CLIP: Recipe(build_clip, False, "6 s of talking avatars rendered by the project (camera stand-in)"),
+    BASE_MODEL: Recipe(build_avatars64, True, "64 px avatar StyleGAN2 with D, fp16 (needs --work; ~3 h CPU)"),
+    ENCODER: Recipe(build_encoder, True, "W+ inversion encoder of the base model, fp16 (needs --work; ~40 min CPU)"),
 }
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Rebuild gandapt's sample files from their recipes.")
-    p.add_argument("names", nargs="*", help=f"files to build (default: all of {', '.join(RECIPES)})")
+    p.add_argument("names", nargs="*", help="files to build (default: every recipe that needs no training)")
     p.add_argument("--out", type=Path, default=data_dir(), help="target folder (default: samples/data)")
+    p.add_argument("--work", type=Path, default=None, help="folder for datasets and training runs (trained recipes)")
+    p.add_argument("--data", type=Path, default=None, help="an existing avatars64 set to use instead of building one")
+    p.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = p.parse_args(argv)
+    if args.list:
+        for name, r in RECIPES.items():
+            print(f"{name:<24} {r.about}")
+        return
     unknown = [n for n in args.names if n not in RECIPES]
     if unknown:
         p.error(f"unknown sample {unknown[0]!r}; choose from {', '.join(RECIPES)}")
+    names = args.names or [n for n, r in RECIPES.items() if not r.trained]
+    if any(RECIPES[n].trained for n in names) and args.work is None:
+        p.error("trained recipes need --work DIR (dataset and runs are built or resumed there)")
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.names or RECIPES:
-        RECIPES[name](args.out / name)
+    for name in names:
+        recipe = RECIPES[name]
+        if recipe.trained:
+            recipe.build(args.out / name, args.work, args.data)
+        else:
+            recipe.build(args.out / name, None)
         print(f"built {args.out / name}")
 
 
