@@ -11,6 +11,9 @@ Where the domains come from, in order:
    metadata a pack file stores;
 3. neither: the bundle holds the base generator alone (no domains; synthesis has no domain input).
 
+With an inversion encoder (``encoder=``, the CLI's ``--encoder``, else the model's ``extra['encoder']``;
+see :mod:`gandapt.export.encoder_graph`) the bundle also gets ``encoder.onnx`` (image → ws).
+
 The bundle is built in a temporary directory beside ``out`` and renamed into place only after every
 graph passed validation, so a failed export leaves nothing half-written.
 """
@@ -30,6 +33,7 @@ import numpy as np
 
 import gandapt
 from gandapt.errors import DomainError, GandaptError
+from gandapt.export.encoder_graph import ENCODER_FILE, encoder_manifest_fields, resolve_encoder
 from gandapt.export.manifest import MANIFEST, PACK_FILE, Manifest, graph_entry
 from gandapt.export.spec import ExportSpec
 from gandapt.pack import DomainPack, check_compatible, load_pack, save_pack
@@ -54,7 +58,8 @@ class _Progress:
 
 
 def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional[Iterable[str]] = None,
-                  spec: ExportSpec = ExportSpec(), force: bool = False, progress: bool = True) -> Path:
+                  spec: ExportSpec = ExportSpec(), force: bool = False, progress: bool = True,
+                  encoder: Any = None) -> Path:
     """Export ``model`` and its domains to a bundle directory.
 
     Args:
@@ -67,26 +72,31 @@ def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional
         spec: the export settings.
         force: replace an existing bundle at ``out``.
         progress: print one line per step on stderr.
+        encoder: an inversion-encoder file path or :class:`~gandapt.checkpoint.EncoderFile` to export
+            as ``encoder.onnx``; None = the model's ``extra['encoder']``, or no encoder graph.
 
     Returns:
         ``out``.
 
     Raises:
         GandaptError: ``out`` exists (without ``force``) or is not a bundle, a pack made for another base,
-            an unknown ``--only`` name, an export, checker or validation failure.
+            an unknown ``--only`` name, an encoder trained for another base model, an export, checker
+            or validation failure.
     """
     t_start = time.perf_counter()
     out = Path(out)
     _check_out(out, force)
-    show = _Progress(progress, 6)
     t = time.perf_counter()
     ckpt = gandapt.load(model) if isinstance(model, (str, os.PathLike)) else model
     pack = _resolve_pack(ckpt, domains)
     check_compatible(pack, ckpt.config, ckpt.fingerprint)
     pack = _subset(pack, only, ckpt.fingerprint)
+    enc = resolve_encoder(ckpt, encoder)  # before any export: a wrong encoder fails at once
     layout = pack.layout()
+    show = _Progress(progress, 6 if enc is None else 8)
     show.step(f"loaded {ckpt.path} ({ckpt.format}); {len(pack)} domain(s), stages "
-              f"{','.join(layout.stages) or '(none)'}, D={layout.size}", time.perf_counter() - t)
+              f"{','.join(layout.stages) or '(none)'}, D={layout.size}"
+              + (f"; encoder {enc.path}" if enc is not None else ""), time.perf_counter() - t)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -95,6 +105,8 @@ def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes 0700; the bundle gets the usual directory mode
     try:
         graphs = _export_graphs(ckpt.G, layout, pack, spec, stage, show)
+        if enc is not None:
+            graphs["encoder"] = _export_encoder(enc, ckpt.G, spec, stage, show)
         t = time.perf_counter()
         save_pack(pack, stage / PACK_FILE)
         manifest = Manifest(
@@ -147,6 +159,25 @@ def _export_graphs(G: Any, layout: Any, pack: DomainPack, spec: ExportSpec, stag
         graphs[name] = graph_entry(path, inputs, outputs, spec.graph_batch(name), validation)
     shutil.rmtree(stage / "probe", ignore_errors=True)
     return graphs
+
+
+def _export_encoder(enc: Any, G: Any, spec: ExportSpec, stage: Path, show: _Progress) -> dict:
+    """Export and validate ``encoder.onnx`` into ``stage``; returns its manifest entry."""
+    from gandapt.export.onnx_graphs import export_encoder, graph_io, prepared_encoder
+    from gandapt.export.validate import measured, validate_encoder
+
+    path = stage / ENCODER_FILE
+    t = time.perf_counter()
+    model = export_encoder(prepared_encoder(enc.E, spec), spec, path)
+    show.step(f"exported {path.name} ({path.stat().st_size / 1024:.0f} KiB, {len(model.graph.node)} nodes)",
+              time.perf_counter() - t)
+    t = time.perf_counter()
+    validation = validate_encoder(path, enc.E, G, spec)
+    show.step(f"validated {path.name} in onnxruntime at batch {validation['batch']}: "
+              f"max |diff| {', '.join(measured(validation))}", time.perf_counter() - t)
+    inputs, outputs = graph_io(model)
+    return {**graph_entry(path, inputs, outputs, spec.graph_batch("encoder"), validation),
+            **encoder_manifest_fields(enc)}
 
 
 def _check_out(out: Path, force: bool) -> None:

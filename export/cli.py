@@ -37,6 +37,9 @@ def _optional(module: str, function: str):
 @click.option("--domains", type=click.Path(dir_okay=False, path_type=Path),
               help="Domain pack (.safetensors); default: the pack stored in MODEL, if any.")
 @click.option("--only", help="Export only these domains of the pack (comma-separated names).")
+@click.option("--encoder", type=click.Path(dir_okay=False, path_type=Path),
+              help="Inversion encoder (.pt from gandapt-train encoder) to export as encoder.onnx; "
+                   "default: the encoder stored in MODEL, if any.")
 @click.option("--modconv", type=click.Choice(FORMS), default="decomposed", show_default=True,
               help="Modulated-conv form: decomposed (dynamic batch), grouped (fixed --batch), plugin (issue #8).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -52,13 +55,14 @@ def _optional(module: str, function: str):
 @click.option("--force", is_flag=True, help="Replace an existing bundle (and engine / repository).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @user_errors()
-def main(model: Path, out: Path, domains: Optional[Path], only: Optional[str], modconv: str, precision: str,
-         opset: int, batch: int, truncation_cutoff: Optional[int], engine: bool, triton_repo: Optional[Path],
-         force: bool, quiet: bool) -> None:
+def main(model: Path, out: Path, domains: Optional[Path], only: Optional[str], encoder: Optional[Path], modconv: str,
+         precision: str, opset: int, batch: int, truncation_cutoff: Optional[int], engine: bool,
+         triton_repo: Optional[Path], force: bool, quiet: bool) -> None:
     """Export MODEL (a gandapt model.pt, or any checkpoint with --domains PACK) to a bundle.
 
     The bundle holds mapping.onnx (z, truncation_psi to ws), synthesis.onnx (ws and domain to image;
-    only the domain stages the exported domains use), domains.safetensors and manifest.json. Every
+    only the domain stages the exported domains use), domains.safetensors and manifest.json, plus
+    encoder.onnx (image to ws, for camera input) with --encoder or an encoder stored in MODEL. Every
     graph is re-run in onnxruntime against PyTorch before the bundle is written.
     """
     from gandapt.export.spec import ExportSpec
@@ -73,7 +77,8 @@ def main(model: Path, out: Path, domains: Optional[Path], only: Optional[str], m
         _optional("engine", "require_tensorrt")()
     from gandapt.export.bundle import export_bundle
 
-    bundle = export_bundle(model, out, domains=domains, only=only, spec=spec, force=force, progress=not quiet)
+    bundle = export_bundle(model, out, domains=domains, only=only, spec=spec, force=force, progress=not quiet,
+                           encoder=encoder)
     if build_engine is not None:
         t = time.perf_counter()
         plan = build_engine(bundle, force=force)

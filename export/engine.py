@@ -36,7 +36,7 @@ from gandapt.io import atomic_write_bytes
 
 NO_TRT = "TensorRT is not installed: pip install 'gandapt[trt]' on a machine with an NVIDIA GPU and driver"
 NO_RTX = "TensorRT-RTX is not installed: pip install tensorrt-rtx-cu13 (builds ahead of time, no GPU needed)"
-GRAPH_FILES = {"mapping": "mapping.onnx", "synthesis": "synthesis.onnx"}
+GRAPH_FILES = {"mapping": "mapping.onnx", "synthesis": "synthesis.onnx", "encoder": "encoder.onnx"}
 _STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 _LOGGERS: Dict[str, Any] = {}  # one logger per TensorRT module: the first one registered wins process-wide
 
@@ -278,7 +278,7 @@ def build_engine(
 
     Args:
         bundle_dir: a bundle written by ``gandapt-export``.
-        graph: which graph to build ('synthesis' or 'mapping').
+        graph: which graph to build ('synthesis', 'mapping' or 'encoder').
         precision: 'fp32' or 'fp16'; None = the graph's own precision. fp16 from an fp32 graph needs
             TensorRT 10 (weakly typed + FP16 flag); TensorRT 11 needs an fp16-exported bundle.
         min_batch, opt_batch, max_batch: the optimization profile over the dynamic batch axis.

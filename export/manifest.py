@@ -9,13 +9,20 @@ writer read everything from here. Layout (``gandapt_bundle`` 1)::
      "stages": [...], "domains": [{"name", "index", "method", "stages"}],
      "precision": "fp32"|"fp16", "modconv": "decomposed"|"grouped", "opset": 18,
      "noise_mode": "const", "truncation_cutoff": null|int,
-     "graphs": {"mapping"|"synthesis": {"file", "inputs": [{"name", "dtype", "shape"}], "outputs": [...],
+     "graphs": {"mapping"|"synthesis"|"encoder": {"file", "inputs": [{"name", "dtype", "shape"}], "outputs": [...],
                 "batch": null|int, "bytes", "sha256",
                 "validation": {"batch", "domains", "max_abs_diff": {out: x}, "tolerance": {...}}}},
      "domain_pack": "domains.safetensors", "plugin": null, "engine": null}
 
 ``shape`` entries are ints or ``"N"`` (the dynamic batch); ``batch`` is null for dynamic-batch
 graphs and the fixed batch otherwise. Every tensor's dtype is a numpy dtype name.
+
+The optional ``encoder`` graph (``image [N, 3, R, R]`` → ``ws``; its validation has no ``domains``)
+also records how to feed it and what it is::
+
+    "resolution": R, "input_convention": "RGB in [-1, 1]",
+    "crop": {"mode": "face", "module": "gandapt.runtime.crop", "face_scale", "face_shift"},
+    "fingerprint": "e1:…", "base_fingerprint": "g2:…" (= source.fingerprint), "source": where it came from
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from gandapt.io import atomic_path
 BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
 PACK_FILE = "domains.safetensors"
-GRAPHS = ("mapping", "synthesis")
+GRAPHS = ("mapping", "synthesis")  # always present; "encoder" is optional
 
 PathLike = Union[str, os.PathLike]
 
@@ -178,7 +185,7 @@ class Manifest:
 
     # ---- access --------------------------------------------------------------------------------
     def io_spec(self, graph: str) -> GraphIO:
-        """IO of ``graph`` ('mapping' or 'synthesis') for runtimes and repository writers.
+        """IO of ``graph`` ('mapping', 'synthesis' or 'encoder') for runtimes and repository writers.
 
         Raises:
             GandaptError: the bundle has no such graph.

@@ -1,4 +1,4 @@
-"""Export the mapping and synthesis networks to ONNX with the torch.export-based exporter.
+"""Export the mapping, synthesis and encoder networks to ONNX with the torch.export-based exporter.
 
 Why that exporter: the legacy TorchScript exporter refuses the decomposed synthesis with a dynamic
 batch ("convolution for kernel of unknown shape", from the blur filter expanded per channel), and it
@@ -16,6 +16,8 @@ Graphs (all IO float32; fp16 graphs cast at the boundary and compute in float16)
 - ``synthesis``: ``ws [N, num_ws, w_dim]``, ``domain [N, D]`` → ``img [N, img_channels, R, R]``;
   D is the size of the subset layout of the stages the bundle's domains use, and a graph for no
   stages has no ``domain`` input.
+- ``encoder`` (when the bundle has an inversion encoder): ``image [N, 3, R, R]`` (RGB in [-1, 1]) →
+  ``ws [N, num_ws, w_dim]``; BatchNorm in eval mode, i.e. folded to its running statistics.
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ class SynthesisGraph(nn.Module):
         return _with_probes(run, self.probes)
 
 
+class EncoderGraph(nn.Module):
+    """``image → ws`` of a :class:`~gandapt.encoder.Encoder` (see :func:`prepared_encoder`)."""
+
+    def __init__(self, encoder: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.encoder, self.dtype = encoder, dtype
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """[N, 3, R, R] in [-1, 1] → [N, num_ws, w_dim] (float32 at the boundary, ``dtype`` inside)."""
+        return self.encoder(image.to(self.dtype)).float()
+
+
 def _with_probes(run, probes: Probes) -> Any:
     """Run ``run()``; with probes, also return each probed module's output (float32) in call order.
 
@@ -99,6 +113,17 @@ def prepared_generator(G: nn.Module, spec: ExportSpec, stages: Sequence[str]) ->
     for p in G.parameters():
         p.requires_grad_(False)
     return G, layout
+
+
+def prepared_encoder(E: nn.Module, spec: ExportSpec) -> nn.Module:
+    """A copy of encoder ``E`` set up for export: eval mode (BatchNorm uses its running statistics,
+    whatever mode ``E`` is in), frozen, in the precision of ``spec``."""
+    E = copy.deepcopy(E).cpu().eval().float()
+    if spec.precision == "fp16":
+        E = E.half()
+    for p in E.parameters():
+        p.requires_grad_(False)
+    return E
 
 
 def graph_dtype(spec: ExportSpec) -> torch.dtype:
@@ -147,8 +172,6 @@ def export_graph(G: nn.Module, graph: str, layout: DomainLayout, spec: ExportSpe
         GandaptError: the exporter failed, the checker refused the graph, an op is newer than the
             opset, or a decomposed graph computes a conv weight from its inputs.
     """
-    import onnx
-
     dtype = graph_dtype(spec)
     if graph == "mapping":
         probes = mapping_probes(G) if probe else ()
@@ -161,8 +184,51 @@ def export_graph(G: nn.Module, graph: str, layout: DomainLayout, spec: ExportSpe
     out_names += [f"probe.{name}" for name, _ in probes]
     fixed = spec.graph_batch(graph)
     feeds = example_inputs(G, graph, layout, fixed or spec.trace_batch)
+    return export_module(module, feeds, out_names, graph, spec, path, dynamic_batch=fixed is None, optimize=optimize)
+
+
+def export_encoder(E: nn.Module, spec: ExportSpec, path: Path, optimize: bool = True) -> Any:
+    """Export a :func:`prepared_encoder` copy as ``image [N, 3, R, R] → ws [N, num_ws, w_dim]``.
+
+    Same exporter, opset, optimizer and checks as :func:`export_graph`; the batch is always dynamic.
+
+    Returns:
+        The checked ``onnx.ModelProto``.
+
+    Raises:
+        GandaptError: as :func:`export_graph`.
+    """
+    R = E.config.img_resolution
+    g = torch.Generator().manual_seed(0)
+    feeds = {"image": torch.rand(spec.trace_batch, 3, R, R, generator=g) * 2 - 1}  # [N, 3, R, R] in [-1, 1]
+    return export_module(EncoderGraph(E, graph_dtype(spec)), feeds, ["ws"], "encoder", spec, path,
+                         dynamic_batch=True, optimize=optimize)
+
+
+def export_module(module: nn.Module, feeds: Dict[str, torch.Tensor], out_names: List[str], graph: str,
+                  spec: ExportSpec, path: Path, dynamic_batch: bool = True, optimize: bool = True) -> Any:
+    """Trace ``module(**feeds)`` with the torch.export-based exporter, check the graph, save it.
+
+    Args:
+        module: the graph module; its keyword inputs are the graph's inputs, in ``feeds`` order.
+        feeds: example inputs (trace shapes; the values do not matter).
+        out_names: graph output names, in the module's return order.
+        graph: the graph's name, for messages ('mapping', 'synthesis', 'encoder').
+        spec: the export settings (opset, precision, modconv for the checks).
+        path: the ``.onnx`` file to write.
+        dynamic_batch: make axis 0 of every input a dynamic ``N``; False keeps the trace batch.
+        optimize: run the exporter's onnxscript optimizer.
+
+    Returns:
+        The checked ``onnx.ModelProto``.
+
+    Raises:
+        GandaptError: the exporter failed, or :func:`check_model` refused the graph.
+    """
+    import onnx
+
     dynamic = None
-    if fixed is None:
+    if dynamic_batch:
         n = torch.export.Dim("N", min=1, max=65536)
         dynamic = {name: {0: n} for name in feeds}
     try:
@@ -174,7 +240,8 @@ def export_graph(G: nn.Module, graph: str, layout: DomainLayout, spec: ExportSpe
                 external_data=False, verbose=False,
             )
     except Exception as e:  # the exporter raises many types; the user needs one line
-        raise GandaptError(f"ONNX export of {graph} ({spec.modconv}, {spec.precision}) failed: "
+        form = "" if graph == "encoder" else f"{spec.modconv}, "
+        raise GandaptError(f"ONNX export of {graph} ({form}{spec.precision}) failed: "
                            f"{one_line(e, 300)}; report this with the model's config") from None
     model = program.model_proto
     check_model(model, graph, spec)

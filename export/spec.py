@@ -52,8 +52,8 @@ class ExportSpec:
             (explicitly typed, for TensorRT 11's strong typing) and keep float32 inputs and outputs,
             cast at the graph boundary, so every runtime feeds the same arrays.
         opset: default-domain ONNX opset, ``MIN_OPSET`` or newer.
-        batch: the batch of a fixed-batch synthesis graph (grouped); decomposed synthesis and mapping
-            (every form) have a dynamic batch.
+        batch: the batch of a fixed-batch synthesis graph (grouped); decomposed synthesis, mapping and
+            the encoder (every form) have a dynamic batch.
         trace_batch: batch used to trace dynamic-batch graphs (validation runs another one).
         validation_batch: batch of the onnxruntime check; must differ from ``trace_batch``.
         noise_mode: 'const' (the checkpoint's noise buffers, baked in as initializers).
@@ -105,8 +105,9 @@ class ExportSpec:
         return self.modconv == "decomposed"
 
     def graph_batch(self, graph: str) -> Optional[int]:
-        """Fixed batch of ``graph``, or None when dynamic (mapping has no modconv: always dynamic)."""
-        return None if graph == "mapping" or self.dynamic_batch else self.batch
+        """Fixed batch of ``graph``, or None when dynamic (only synthesis has modconv: mapping and the
+        encoder are always dynamic)."""
+        return None if graph != "synthesis" or self.dynamic_batch else self.batch
 
     @property
     def atol(self) -> float:

@@ -6,6 +6,7 @@ Layout (Triton "Model Repository" docs)::
     DIR/gandapt_synthesis/config.pbtxt      platform "onnxruntime_onnx", 1/model.onnx
     DIR/gandapt_synthesis_trt/config.pbtxt  platform "tensorrt_plan", 1/model.plan (bundle engine + 'tensorrt')
     DIR/gandapt_generate/config.pbtxt       platform "ensemble": (z, truncation_psi, domain) → img
+    DIR/gandapt_encoder/config.pbtxt        platform "onnxruntime_onnx" (image → ws), when the bundle has encoder.onnx
     DIR/README.md                           how to start the server and call it
 
 Configs are protobuf text (``inference.ModelConfig`` from Triton's ``model_config.proto``) written from
@@ -27,10 +28,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from gandapt.errors import GandaptError
-from gandapt.export.engine import graph_spec, read_manifest
+from gandapt.export.engine import GRAPH_FILES, graph_spec, read_manifest
 
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
-MAPPING, SYNTHESIS, ENSEMBLE = "gandapt_mapping", "gandapt_synthesis", "gandapt_generate"
+MAPPING, SYNTHESIS, ENSEMBLE, ENCODER = "gandapt_mapping", "gandapt_synthesis", "gandapt_generate", "gandapt_encoder"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:<yy.mm>-py3"
 _DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float64": "TYPE_FP64",
            "int64": "TYPE_INT64", "int32": "TYPE_INT32", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8",
@@ -172,10 +173,11 @@ def write_triton_repo(
     max_batch: int = 8,
     force: bool = False,
 ) -> Path:
-    """Write a Triton Inference Server model repository serving the bundle's mapping and synthesis.
+    """Write a Triton Inference Server model repository serving the bundle's mapping, synthesis and encoder.
 
     Args:
-        bundle_dir: a bundle from ``gandapt-export`` (mapping.onnx, synthesis.onnx, manifest.json).
+        bundle_dir: a bundle from ``gandapt-export`` (mapping.onnx, synthesis.onnx, manifest.json; an
+            ``encoder.onnx`` becomes the standalone model ``gandapt_encoder``, outside the ensemble).
         repo_dir: the repository to create (``tritonserver --model-repository=repo_dir``).
         platforms: 'onnxruntime' (the ONNX graphs) and/or 'tensorrt' (the bundle's TensorRT engines,
             from ``gandapt-export --engine``). With 'tensorrt' the ensemble uses the engine; a graph
@@ -201,11 +203,14 @@ def write_triton_repo(
         raise GandaptError(f"{repo} exists and is not empty; pass force=True (--force) to replace "
                            "gandapt's models in it")
     manifest = read_manifest(bundle)
-    specs = {g: graph_spec(bundle, g, manifest) for g in ("mapping", "synthesis")}
+    graphs = [("mapping", MAPPING), ("synthesis", SYNTHESIS)]
+    if _has_encoder(bundle, manifest):
+        graphs.append(("encoder", ENCODER))
+    specs = {g: graph_spec(bundle, g, manifest) for g, _ in graphs}
 
     models: Dict[str, Tuple[str, Dict[str, Any], Path, str]] = {}  # name → (platform, spec, source, file)
     chosen = {}
-    for graph, name in (("mapping", MAPPING), ("synthesis", SYNTHESIS)):
+    for graph, name in graphs:
         engine = _engine_spec(bundle, manifest, graph) if "tensorrt" in platforms else None
         if engine is not None:
             if engine["max_batch"] and max_batch > engine["max_batch"]:
@@ -230,8 +235,11 @@ def write_triton_repo(
         (tmp / ENSEMBLE / "1").mkdir(parents=True)  # Triton wants a version folder, even empty, for ensembles
         (tmp / ENSEMBLE / "config.pbtxt").write_text(
             ensemble_config(models[steps[0]][1], models[steps[1]][1], steps, max_batch))
-        (tmp / "README.md").write_text(client_readme(models[steps[0]][1], models[steps[1]][1]))
+        (tmp / "README.md").write_text(client_readme(models[steps[0]][1], models[steps[1]][1],
+                                                     models[chosen["encoder"]][1] if "encoder" in chosen else None))
         repo.mkdir(exist_ok=True)
+        if "encoder" not in chosen and (repo / ENCODER).is_dir():  # an earlier bundle's: it inverts into another W+
+            shutil.rmtree(repo / ENCODER)
         for child in tmp.iterdir():
             target = repo / child.name
             if target.is_dir():
@@ -242,7 +250,14 @@ def write_triton_repo(
     return repo
 
 
-def client_readme(mapping: Dict[str, Any], synthesis: Dict[str, Any]) -> str:
+def _has_encoder(bundle: Path, manifest: Optional[Dict[str, Any]]) -> bool:
+    """The bundle has an encoder graph: listed in the manifest, or (no manifest) ``encoder.onnx`` exists."""
+    if manifest is not None:
+        return "encoder" in (manifest.get("graphs") or {})
+    return (bundle / GRAPH_FILES["encoder"]).is_file()
+
+
+def client_readme(mapping: Dict[str, Any], synthesis: Dict[str, Any], encoder: Optional[Dict[str, Any]] = None) -> str:
     """README for the repository: start the official server and call the ensemble with tritonclient."""
     ws_out, ws_in = _chain(mapping, synthesis)
     batched = _batched(mapping) and _batched(synthesis)
@@ -258,6 +273,10 @@ def client_readme(mapping: Dict[str, Any], synthesis: Dict[str, Any]) -> str:
         note = "" if t["name"] in ("z", "truncation_psi") else "  # replace: one domain vector per sample"
         feeds.append(f'    ("{t["name"]}", {value}),{note}')
     out = synthesis["outputs"][0]["name"]
+    camera = "" if encoder is None else (
+        f"\n`{ENCODER}` ({encoder['inputs'][0]['name']} → {encoder['outputs'][0]['name']}) inverts camera crops "
+        f"(RGB in [-1, 1], [n, 3, H, W]; crop as the bundle manifest's `graphs.encoder.crop` says) into the\n"
+        f"`{ws_in}` input of `{SYNTHESIS}`.\n")
     return f"""# gandapt models for NVIDIA Triton Inference Server
 
 Models: `{MAPPING}` (z → {ws_out}), `{SYNTHESIS}` ({ws_in}, domain → image) and the ensemble
@@ -265,7 +284,7 @@ Models: `{MAPPING}` (z → {ws_out}), `{SYNTHESIS}` ({ws_in}, domain → image) 
 take its rows from the bundle's `domains.safetensors`. A `*_trt` model holds a TensorRT plan, which
 runs only on the GPU architecture and TensorRT version it was built with: pick the server release
 whose TensorRT matches the plan's `tensorrt_version` (see the bundle's `*.plan.json`).
-
+{camera}
 ```
 docker run --gpus all --rm -p8000:8000 -p8001:8001 -v $PWD/repo:/models \\
     {TRITON_IMAGE} tritonserver --model-repository=/models

@@ -6,6 +6,9 @@ domain of the bundle plus the identity, cycling over the rows). The reference is
 PyTorch path: the fp32 generator with the *full* domain layout and the ``reference`` modconv form,
 fed the subset vectors converted to the full layout, so the stage subset, the form and the precision
 are all checked at once.
+
+The encoder graph is checked the same way against the fp32 PyTorch encoder in eval mode, on renders
+of the generator (the images it is meant to invert) at the validation batch.
 """
 
 from __future__ import annotations
@@ -137,20 +140,79 @@ def validate_graph(path: Path, graph: str, G: nn.Module, layout: DomainLayout, d
     ref = reference_model(G) if ref is None else ref
     batch = spec.graph_batch(graph) or spec.validation_batch
     feeds = validation_inputs(G, graph, layout, domains, batch, spec.seed + 1)  # not the trace's inputs
+    expected = reference_outputs(ref, graph, feeds, layout, spec.truncation_cutoff)
+
+    def where() -> str:
+        if spec.precision == "fp16" and diagnose is not None:
+            return "; " + first_divergence(diagnose(), graph, ref, feeds, layout, spec)
+        return ""
+
+    result = check_outputs(path, feeds, expected, spec, batch, f"{spec.modconv}, {spec.precision}", where)
+    n_domains = len(np.unique(feeds["domain"], axis=0)) if "domain" in feeds else 0
+    return {"batch": batch, "domains": n_domains, **result}
+
+
+def validate_encoder(path: Path, E: nn.Module, G: nn.Module, spec: ExportSpec) -> Dict[str, Any]:
+    """Run an exported encoder in onnxruntime against the PyTorch encoder; raise when over tolerance.
+
+    Args:
+        path: the exported ``encoder.onnx``.
+        E: the source encoder (any mode, any precision: the reference is an fp32 eval-mode copy).
+        G: the fp32 generator whose renders are the test images.
+        spec: the export settings (precision, tolerances, validation batch, seed).
+
+    Returns:
+        The manifest's ``validation`` entry: ``{'batch', 'max_abs_diff': {'ws': x}, 'tolerance'}``.
+
+    Raises:
+        GandaptError: one line with the max |diff| of ``ws`` and its limit.
+    """
+    ref = copy.deepcopy(E).cpu().eval().float()
+    batch = spec.validation_batch  # the trace used spec.trace_batch: this checks the dynamic axis
+    feeds = {"image": encoder_inputs(G, batch, spec.seed + 1)}
+    with torch.no_grad():
+        expected = {"ws": ref(torch.from_numpy(feeds["image"])).numpy()}
+    return {"batch": batch, **check_outputs(path, feeds, expected, spec, batch, spec.precision)}
+
+
+def encoder_inputs(G: nn.Module, batch: int, seed: int) -> np.ndarray:
+    """``batch`` renders of ``G`` (const noise, ψ from 0.5 to 1), clipped to [-1, 1]: float32 [N, 3, R, R]."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, G.config.z_dim, generator=g)
+    with torch.no_grad():
+        ws = G.mapping(z, truncation_psi=torch.linspace(0.5, 1.0, batch))
+        img = G.synthesis(ws, noise_mode="const").clamp(-1, 1)  # [N, C, R, R]
+    return np.ascontiguousarray(img.float().numpy())
+
+
+def check_outputs(path: Path, feeds: Dict[str, np.ndarray], expected: Dict[str, np.ndarray], spec: ExportSpec,
+                  batch: int, label: str, where: Callable[[], str] = lambda: "") -> Dict[str, Any]:
+    """Run ``path`` on ``feeds`` in onnxruntime and compare every output with ``expected``.
+
+    Args:
+        path: the graph.
+        feeds: its inputs.
+        expected: ``{output: torch result}``.
+        spec: for the tolerance (:attr:`ExportSpec.atol`).
+        batch: the batch of ``feeds``, for the message.
+        label: what was exported ('decomposed, fp16'), for the message.
+        where: called only on failure; a suffix for the message (the fp16 divergence report).
+
+    Returns:
+        ``{'max_abs_diff': {out: x}, 'tolerance': {'atol', 'relative_to', 'limit': {out: x}}}``.
+
+    Raises:
+        GandaptError: one line with every output over tolerance.
+    """
     sess = session(path)
     got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
-    diffs = compare(got, reference_outputs(ref, graph, feeds, layout, spec.truncation_cutoff), spec.atol)
-    n_domains = len(np.unique(feeds["domain"], axis=0)) if "domain" in feeds else 0
+    diffs = compare(got, expected, spec.atol)
     bad = {k: v for k, v in diffs.items() if not v["max_abs_diff"] <= v["limit"]}
     if bad:
         detail = ", ".join(f"{k} max |diff| {v['max_abs_diff']:.3g} > {v['limit']:.3g}" for k, v in bad.items())
-        where = ""
-        if spec.precision == "fp16" and diagnose is not None:
-            where = "; " + first_divergence(diagnose(), graph, ref, feeds, layout, spec)
-        raise GandaptError(f"{path.name} ({spec.modconv}, {spec.precision}) does not match torch at batch {batch}: "
-                           f"{detail} (atol {spec.atol:g} x max(1, |torch|)){where}")
+        raise GandaptError(f"{path.name} ({label}) does not match torch at batch {batch}: "
+                           f"{detail} (atol {spec.atol:g} x max(1, |torch|)){where()}")
     return {
-        "batch": batch, "domains": n_domains,
         "max_abs_diff": {k: v["max_abs_diff"] for k, v in diffs.items()},
         "tolerance": {"atol": spec.atol, "relative_to": "max(1, max|torch|)",
                       "limit": {k: v["limit"] for k, v in diffs.items()}},
