@@ -266,9 +266,17 @@ def save_pack(pack: DomainPack, path: PathLike, force: bool = False) -> Path:
     Raises:
         GandaptError: ``path`` exists and not ``force``; meta that is not JSON-serialisable.
     """
+    check_writable(path, force)  # fail before building anything
+    data = pack_bytes(pack)
+    with atomic_path(path, force) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def pack_bytes(pack: DomainPack) -> bytes:
+    """The pack file's bytes (what :func:`save_pack` writes; a ``model.pt`` embeds them)."""
     from safetensors.numpy import save  # imported here: only writers and readers of packs need it
 
-    check_writable(path, force)  # fail before building anything
     tensors, domains_meta = {}, {}
     full = full_layout(pack.base_config)
     for name, dom in pack.domains.items():
@@ -287,10 +295,7 @@ def save_pack(pack: DomainPack, path: PathLike, force: bool = False) -> Path:
         "domains": _json(domains_meta, "domain meta"),
         "meta": _json(pack.meta, "pack meta"),
     }
-    data = save(tensors, metadata=metadata)
-    with atomic_path(path, force) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
+    return save(tensors, metadata=metadata)
 
 
 def _json(value: Any, what: str) -> str:

@@ -17,12 +17,12 @@ COMMANDS = {
     "fid": "gandapt.trainer.metrics.cli:fid",
     "encoder": "gandapt.trainer.encoder.cli:encoder",
     "eval-encoder": "gandapt.trainer.encoder.cli:eval_encoder",
+    "domain-mod": "gandapt.trainer.adapters.cli:domain_mod",
+    "stylespace": "gandapt.trainer.adapters.cli:stylespace",
 }
 
 # Adapter methods and the issue that brings each (DESIGN §7).
 PENDING = {
-    "domain-mod": ("issue #5", "HyperDomainNet's domain-modulation vector, one domain."),
-    "stylespace": ("issue #5", "StyleDomain StyleSpace directions (conv-only, all-layers, sparse)."),
     "genda": ("issue #5", "GenDA attribute adaptor + classifier, one-shot."),
     "finetune": ("issue #5", "Full fine-tuning, the baseline the adapters beat."),
     "hyperdomainnet": ("issue #6", "Text/image-conditioned hypernetwork predicting domain-modulation vectors."),
@@ -37,6 +37,8 @@ SUMMARIES = {
     "fid": "FID/KID of a model or an image folder against a dataset.",
     "encoder": "Train a W+ inversion encoder (pSp/e4e-style) so photos and camera frames drive a model.",
     "eval-encoder": "Score an inversion encoder against the average-latent baseline.",
+    "domain-mod": "HyperDomainNet's domain-modulation vector: one domain from images or text.",
+    "stylespace": "StyleDomain's StyleSpace directions (conv-only, all-layers, sparse).",
     **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
 }
 

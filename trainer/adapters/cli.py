@@ -1,0 +1,78 @@
+"""``gandapt-train domain-mod`` and ``gandapt-train stylespace`` (thin layers over train_adapter)."""
+
+from __future__ import annotations
+
+import click
+
+from gandapt.cli.errors import user_errors
+from gandapt.trainer.adapters.methods import METHODS  # torch-free: keeps --help fast
+from gandapt.trainer.adapters.options import AdapterTrainOptions
+
+_CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
+
+_HELP = {
+    "domain-mod": """Train HyperDomainNet's domain-modulation vector (post-demod input-channel scales).
+
+    \b
+    One domain for a frozen base model from target images (one- or few-shot) or, with a local
+    CLIP checkpoint, from text. Writes model.pt (base G + D, adapter state, domain pack) and
+    domains.safetensors. Example:
+      gandapt-train data transform sketch --src data/avatars64 --out data/sketch64 --n 10
+      gandapt-train domain-mod --model model.pt --target data/sketch64 --shots 1 --name sketch --out runs/sketch
+    """,
+    "stylespace": """Train StyleDomain's StyleSpace directions (pre-demod style shifts).
+
+    \b
+    --variant conv trains the convs' styles (the paper's 6k-dim space at 1024 px), all adds the
+    ToRGB layers (9k); --sparse 0.2 keeps the largest 20% (StyleSpaceSparse). Example:
+      gandapt-train stylespace --model model.pt --target data/ink64 --shots 1 --name ink --out runs/ink
+    """,
+}
+
+
+def _command(method: str) -> click.Command:
+    m = METHODS[method]
+
+    @click.command(method, context_settings=_CTX, help=_HELP[method])
+    @click.option("--model", required=True, type=click.Path(), help="Frozen base model (any checkpoint format).")
+    @click.option("--out", required=True, type=click.Path(), help="Run directory (model.pt, domains.safetensors, samples.png).")
+    @click.option("--target", type=click.Path(), default=None, help="Folder of target-domain images.")
+    @click.option("--shots", type=click.IntRange(min=1), default=None, help="Use only the first N target images.")
+    @click.option("--text", default=None, help="Target prompt (needs --clip).")
+    @click.option("--source-text", default="photo", help="Source prompt of the text direction.")
+    @click.option("--name", default=None, help="Domain name [default: the target folder's name or the text].")
+    @click.option("--variant", type=click.Choice(m.variants), default=m.variants[0])
+    @click.option("--sparse", type=click.FloatRange(0, 1, max_open=True), default=0.0, hidden=method != "stylespace",
+                  help="Keep this top fraction of |Δs| (StyleSpaceSparse; 0: dense).")
+    @click.option("--embedder", type=click.Choice(["vgg", "disc", "inception", "clip"]), default="vgg",
+                  help="Image tower the losses use (text targets switch to clip).")
+    @click.option("--clip", type=click.Path(), default=None, help="Local open_clip checkpoint (never downloaded).")
+    @click.option("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip.")
+    @click.option("--clip-config", type=click.Path(), default=None, help="JSON config registering a custom architecture.")
+    @click.option("--steps", type=click.IntRange(min=1), default=m.steps)
+    @click.option("--batch", type=click.IntRange(min=2), default=m.batch)
+    @click.option("--lr", type=float, default=m.lr)
+    @click.option("--lambda-direction", type=float, default=m.losses["direction"], help="NADA directional loss.")
+    @click.option("--lambda-indomain", type=float, default=m.losses["indomain"], help="HDN in-domain angle loss.")
+    @click.option("--lambda-l2", type=float, default=m.losses["l2"], help="L2 of the domain to identity.")
+    @click.option("--truncation", type=click.FloatRange(0, 1), default=0.7, help="Truncation psi of the training latents.")
+    @click.option("--seed", type=int, default=0)
+    @click.option("--checkpoint-minutes", type=float, default=2.0)
+    @click.option("--sample-every", type=click.IntRange(min=0), default=0)
+    @click.option("--threads", type=click.IntRange(min=1), default=None)
+    @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N.")
+    @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+    @click.option("--force", is_flag=True, help="Start over in an existing --out.")
+    @click.option("--progress/--no-progress", default=True)
+    def command(resume: bool, force: bool, **kwargs) -> None:
+        from gandapt.trainer.adapters.loop import train_adapter
+
+        with user_errors():
+            path = train_adapter(AdapterTrainOptions(method=method, **kwargs), resume=resume, force=force)
+        click.echo(f"wrote {path}")
+
+    return command
+
+
+domain_mod = _command("domain-mod")
+stylespace = _command("stylespace")

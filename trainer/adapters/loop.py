@@ -1,0 +1,232 @@
+"""The training loop behind ``gandapt-train domain-mod`` and ``gandapt-train stylespace``.
+
+The generator stays frozen; a :class:`~gandapt.trainer.adapters.param.LayoutParam` holds the domain
+entries the method trains. Each step renders the same latents with and without the domain and
+pulls the embedding change towards the target direction (NADA), keeping the batch's pairwise
+geometry (HDN's in-domain angle) and the domain near identity (L2). The run writes ``model.pt``:
+the base G + D in gandapt's native format with the adapter state and the domain pack embedded
+(``extra['domain_pack']``, what ``gandapt-export model.pt`` reads), plus ``domains.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from gandapt.checkpoint import load as load_model
+from gandapt.checkpoint import save_native
+from gandapt.errors import GandaptError
+from gandapt.io import atomic_path, atomic_write_bytes
+from gandapt.pack import Domain, DomainPack, pack_bytes
+from gandapt.trainer.adapters.methods import METHODS
+from gandapt.trainer.adapters.options import AdapterTrainOptions
+from gandapt.trainer.adapters.param import LayoutParam
+from gandapt.trainer.adapters.targets import load_targets
+from gandapt.trainer.embedders import build_embedder
+from gandapt.trainer.gan.grid import save_grid
+from gandapt.trainer.gan.loop import _StopRequest, _device
+from gandapt.trainer.losses.directional import directional_loss, image_direction, indomain_angle_loss, text_direction
+from gandapt.trainer.losses.regularizers import l2_to_identity
+
+CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
+RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
+RUN_FORMAT = "gandapt.adapter-run"
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise GandaptError(f"--out {out} is a file; give a directory for the run")
+    if out.exists() and any(out.iterdir()) and not (resume or force):
+        raise GandaptError(f"--out {out} already holds a run; pass --resume to continue it or --force to start over")
+    if resume and not (out / CHECKPOINT).is_file():
+        raise GandaptError(f"--resume: {out / CHECKPOINT} does not exist; start the run without --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):
+        stale.unlink()
+    if force and not resume:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+
+
+def _embedder(options: AdapterTrainOptions, D, device):
+    kw = {}
+    if options.embedder == "disc":
+        kw["D"] = D
+    elif options.embedder == "clip":
+        kw.update(checkpoint=options.clip, arch=options.clip_arch, config=options.clip_config)
+    return build_embedder(options.embedder, device=device, **kw)
+
+
+def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: bool = False,
+                  on_step: Optional[Callable[[int], None]] = None) -> Path:
+    """Train one domain for a frozen base model.
+
+    Args:
+        options: the run's settings (method defaults fill what is None).
+        resume: continue the run in ``options.out`` from its checkpoint.
+        force: start over in an existing ``options.out``.
+        on_step: called with the step number after each completed step.
+
+    Returns:
+        Path of ``out/model.pt``.
+    """
+    options = options.resolved()
+    method = METHODS[options.method]
+    out = Path(options.out)
+    device = _device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    base = load_model(options.model, device=device)
+    G = base.G.eval().requires_grad_(False)
+    layout = G.synthesis.set_domain_stages(method.stages)
+    emb = _embedder(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
+    targets = load_targets(options.target, G.img_resolution, options.shots) if options.target else None
+    _prepare_out(out, resume, force)
+
+    param = LayoutParam(layout, method.select(layout, options.variant)).to(device)
+    opt = torch.optim.Adam([param.values], lr=options.lr, betas=(0.9, 0.999))
+    gen = torch.Generator().manual_seed(options.seed)
+    step, seconds = 0, 0.0
+    if resume:
+        state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+        changed = options.incompatible_with(AdapterTrainOptions.from_dict(state["options"]))
+        if changed:
+            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
+                               "use the same options or --force to start over")
+        if state["base_fingerprint"] != base.fingerprint:
+            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        with torch.no_grad():
+            param.values.copy_(state["values"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["rng"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+
+    # The target direction is fixed for the run (computed from a seeded source sample).
+    if targets is not None:
+        with torch.no_grad():
+            z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
+            source = G(z.to(device), truncation_psi=options.truncation)
+        direction = image_direction(emb, source, targets.to(device))
+    else:
+        direction = text_direction(emb, options.source_text, options.text)
+    _write_json(out / "training_options.json", options.to_dict())
+
+    def checkpoint() -> None:
+        state = {"gandapt_format": RUN_FORMAT, "values": param.values.detach().cpu(), "opt": opt.state_dict(),
+                 "rng": gen.get_state(), "step": step, "seconds": seconds, "options": options.to_dict(),
+                 "base_fingerprint": base.fingerprint}
+        with atomic_path(out / CHECKPOINT, force=True) as tmp:
+            torch.save(state, tmp)
+
+    grid_z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 2)).to(device)
+    progress = None
+    if options.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=options.steps, initial=step, unit="step", desc=options.method, dynamic_ncols=True)
+    log = (out / "log.jsonl").open("a")
+    last_ckpt = time.monotonic()
+    stop = _StopRequest()
+    try:
+        while step < options.steps and not stop.requested:
+            t0 = time.perf_counter()
+            z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
+            ws = G.mapping(z, truncation_psi=options.truncation)                  # [B, num_ws, w_dim]
+            with torch.no_grad():
+                e_frozen = emb.encode_image(G.synthesis(ws, noise_mode="const"))
+            img = G.synthesis(ws, domain=param(), noise_mode="const")             # [B, 3, R, R]
+            e_adapted = emb.encode_image(img)
+            losses = {"direction": directional_loss(e_adapted, e_frozen, direction)}
+            if options.lambda_indomain:
+                losses["indomain"] = indomain_angle_loss(e_adapted, e_frozen)
+            if options.lambda_l2:
+                losses["l2"] = l2_to_identity(param.values, param.identity[param.index])
+            weights = {"direction": options.lambda_direction, "indomain": options.lambda_indomain,
+                       "l2": options.lambda_l2}
+            loss = sum(weights[k] * v for k, v in losses.items())
+            if not torch.isfinite(loss):
+                raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
+                                   f"checkpoint in {out} is kept; lower --lr and --resume or --force")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            dt = time.perf_counter() - t0
+            seconds += dt
+            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss": round(loss.item(), 6),
+                                  **{k: round(v.item(), 6) for k, v in losses.items()}}) + "\n")
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            if options.sample_every and step % options.sample_every == 0:
+                _grid(G, param, grid_z, options, out / "samples" / f"step{step:06d}.png")
+            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
+                checkpoint()
+                last_ckpt = time.monotonic()
+            if on_step is not None:
+                on_step(step)
+    finally:
+        stop.restore()
+        if progress is not None:
+            progress.close()
+        log.close()
+    checkpoint()
+    if stop.requested:
+        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+
+    vec = param.vector()
+    if options.sparse:
+        vec = sparsify(vec, param, options.sparse)
+    domain = Domain.from_vector(options.domain_name(), layout, vec, meta={
+        "method": options.method, "variant": options.variant, "sparse": options.sparse,
+        "target": options.target or options.text, "shots": options.shots, "embedder": options.embedder,
+        "steps": step, "trainable_params": param.num_params, "train_seconds": round(seconds, 1)})
+    pack = DomainPack([domain], base.config, base.fingerprint, meta={"made_by": f"gandapt-train {options.method}"})
+    data = pack_bytes(pack)
+    atomic_write_bytes(out / PACK, data, force=True)
+    with torch.no_grad():
+        param.values.copy_(torch.from_numpy(vec[param.index.cpu().numpy()]))
+    _grid(G, param, grid_z, options, out / "samples.png")
+    G.synthesis.set_domain_stages()  # back to the full layout before saving
+    extra = {"domain_pack": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+             "adapter": {"method": options.method, "variant": options.variant, "entries": list(param.names),
+                         "values": torch.from_numpy(vec[param.index.cpu().numpy()].copy())},
+             "base": {"path": str(options.model), "format": base.format, "fingerprint": base.fingerprint},
+             "training_options": options.to_dict(), "steps": step, "train_seconds": round(seconds, 1)}
+    return save_native(out / FINAL, G, base.D, extra=extra, force=True)
+
+
+def sparsify(vec: np.ndarray, param: LayoutParam, keep: float) -> np.ndarray:
+    """StyleSpaceSparse: keep the top ``keep`` fraction of |Δ| of the trained entries, zero the rest
+    (back to identity)."""
+    idx = param.index.cpu().numpy()
+    ident = param.identity.cpu().numpy()[idx]
+    delta = vec[idx] - ident
+    k = max(1, int(math.ceil(keep * delta.size)))
+    top = np.argsort(-np.abs(delta), kind="stable")[:k]  # exactly k, ties broken by position
+    kept = np.zeros_like(delta)
+    kept[top] = delta[top]
+    delta = kept
+    out = vec.copy()
+    out[idx] = ident + delta
+    return out
+
+
+@torch.no_grad()
+def _grid(G, param: LayoutParam, z: torch.Tensor, options: AdapterTrainOptions, path: Path) -> None:
+    """Two rows: the base model, then the same latents in the domain."""
+    ws = G.mapping(z, truncation_psi=options.truncation)
+    before = G.synthesis(ws, noise_mode="const")
+    after = G.synthesis(ws, domain=param(), noise_mode="const")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(torch.cat([before, after]), path, cols=len(z))
+
+
+def _write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode(), force=True)
