@@ -19,12 +19,12 @@ COMMANDS = {
     "eval-encoder": "gandapt.trainer.encoder.cli:eval_encoder",
     "domain-mod": "gandapt.trainer.adapters.cli:domain_mod",
     "stylespace": "gandapt.trainer.adapters.cli:stylespace",
+    "genda": "gandapt.trainer.adapters.cli:genda",
+    "finetune": "gandapt.trainer.adapters.cli:finetune",
 }
 
 # Adapter methods and the issue that brings each (DESIGN §7).
 PENDING = {
-    "genda": ("issue #5", "GenDA attribute adaptor + classifier, one-shot."),
-    "finetune": ("issue #5", "Full fine-tuning, the baseline the adapters beat."),
     "hyperdomainnet": ("issue #6", "Text/image-conditioned hypernetwork predicting domain-modulation vectors."),
     "dynagan": ("issue #6", "Multi-domain rank-1 hypernetwork."),
     "expansion": ("issue #6", "Domain Expansion: repurpose dormant latent directions."),
@@ -39,6 +39,8 @@ SUMMARIES = {
     "eval-encoder": "Score an inversion encoder against the average-latent baseline.",
     "domain-mod": "HyperDomainNet's domain-modulation vector: one domain from images or text.",
     "stylespace": "StyleDomain's StyleSpace directions (conv-only, all-layers, sparse).",
+    "genda": "GenDA attribute adaptor on W+ and the last ToRGB, against a classifier on D.",
+    "finetune": "Full fine-tuning of the synthesis weights (writes a new base model).",
     **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
 }
 

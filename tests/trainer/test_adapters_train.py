@@ -106,11 +106,11 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(target_dir, tmp_path):
     out = tmp_path / "run"
     opts = AdapterTrainOptions(method="domain-mod", target=str(target_dir), out=str(out), **{**FAST, "steps": 2})
     train_adapter(opts)
-    before = torch.load(out / "checkpoint.pt", weights_only=True)["values"]
+    before = torch.load(out / "checkpoint.pt", weights_only=True)["trainable"][0]
     with pytest.raises(GandaptError, match="loss became nan"):
         _nan_run(opts, out)
     after = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert torch.equal(after["values"], before) and after["step"] == 2
+    assert torch.equal(after["trainable"][0], before) and after["step"] == 2
 
 
 def _nan_run(opts, out):
@@ -134,3 +134,39 @@ def test_cli_one_line_errors(tmp_path):
     proc = subprocess.run([str(exe), "domain-mod", "--model", MODEL, "--out", str(tmp_path / "r"), "--text", "sketch"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "--clip PATH" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("variant", ["per-row", "shared"])
+def test_genda_trains_w_and_last_torgb_against_a_classifier(variant, target_dir, tmp_path):
+    out = tmp_path / "run"
+    path = train_adapter(AdapterTrainOptions(method="genda", variant=variant, target=str(target_dir), shots=1,
+                                             out=str(out), model=MODEL, batch=4, steps=4, progress=False))
+    model = gandapt.load(path)
+    pack = load_pack(out / "domains.safetensors")
+    dom = pack[pack.names[0]]
+    assert set(dom.tensors) <= {"w_scale", "w_shift", "rgb_dW.b32.torgb", "rgb_db.b32.torgb"}
+    assert "w_shift" in dom.tensors and dom.meta["embedder"] == "disc"
+    if variant == "shared":  # one [w_dim] adaptor broadcast to every W+ row
+        shift = dom.tensors["w_shift"]
+        assert np.allclose(shift, shift[:1]) and dom.meta["trainable_params"] < model.config.num_ws * model.config.w_dim
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {"attribute", "classifier"} <= set(log[0])
+    # the classifier's state is checkpointed for --resume
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert "phi" in state["aux"] and "phi_opt" in state["aux"]
+    train_adapter(AdapterTrainOptions(method="genda", variant=variant, target=str(target_dir), shots=1, out=str(out),
+                                      model=MODEL, batch=4, steps=5, progress=False), resume=True)
+    assert len((out / "log.jsonl").read_text().splitlines()) == 5
+
+
+def test_finetune_writes_a_new_base_model(target_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    path = train_adapter(AdapterTrainOptions(method="finetune", target=str(target_dir), out=str(out), **FAST))
+    tuned, base = gandapt.load(path), gandapt.load(MODEL)
+    assert "domain_pack" not in tuned.extra and not (out / "domains.safetensors").exists()
+    assert tuned.fingerprint != base.fingerprint and tuned.extra["base"]["fingerprint"] == base.fingerprint
+    assert "not a domain pack" in capsys.readouterr().err
+    # mapping untouched, synthesis changed
+    sb, st = base.G.state_dict(), tuned.G.state_dict()
+    assert all(torch.equal(sb[k], st[k]) for k in sb if k.startswith("mapping."))
+    assert any(not torch.equal(sb[k], st[k]) for k in sb if k.startswith("synthesis."))

@@ -1,4 +1,4 @@
-"""``gandapt-train domain-mod`` and ``gandapt-train stylespace`` (thin layers over train_adapter)."""
+"""``gandapt-train domain-mod|stylespace|genda|finetune`` (thin layers over train_adapter)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,21 @@ _HELP = {
     --variant conv trains the convs' styles (the paper's 6k-dim space at 1024 px), all adds the
     ToRGB layers (9k); --sparse 0.2 keeps the largest 20% (StyleSpaceSparse). Example:
       gandapt-train stylespace --model model.pt --target data/ink64 --shots 1 --name ink --out runs/ink
+    """,
+    "genda": """Train GenDA's attribute adaptor on W+ and the last ToRGB from one reference image.
+
+    
+    A lightweight attribute classifier on the frozen discriminator decides whether samples carry
+    the reference's attribute; the adaptor (w' = a*w + b, per W+ row or --variant shared) learns to
+    make them, with truncation during training for diversity. Needs a model with D. Example:
+      gandapt-train genda --model model.pt --target data/sunglasses64 --shots 1 --name sunglasses --out runs/sun
+    """,
+    "finetune": """Fine-tune every synthesis weight with the NADA loss: the baseline the adapters beat.
+
+    
+    Writes a new base model (model.pt), not a domain pack: a fine-tuned generator cannot be
+    expressed as a runtime domain. Example:
+      gandapt-train finetune --model model.pt --target data/sketch64 --shots 1 --out runs/sketch-ft
     """,
 }
 
@@ -76,3 +91,5 @@ def _command(method: str) -> click.Command:
 
 domain_mod = _command("domain-mod")
 stylespace = _command("stylespace")
+genda = _command("genda")
+finetune = _command("finetune")

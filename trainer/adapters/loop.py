@@ -1,11 +1,11 @@
-"""The training loop behind ``gandapt-train domain-mod`` and ``gandapt-train stylespace``.
+"""The training loop behind ``gandapt-train domain-mod|stylespace|genda|finetune``.
 
-The generator stays frozen; a :class:`~gandapt.trainer.adapters.param.LayoutParam` holds the domain
-entries the method trains. Each step renders the same latents with and without the domain and
-pulls the embedding change towards the target direction (NADA), keeping the batch's pairwise
-geometry (HDN's in-domain angle) and the domain near identity (L2). The run writes ``model.pt``:
-the base G + D in gandapt's native format with the adapter state and the domain pack embedded
-(``extra['domain_pack']``, what ``gandapt-export model.pt`` reads), plus ``domains.safetensors``.
+The base generator stays frozen. The method's :mod:`objective <gandapt.trainer.adapters.objectives>`
+says what trains — a slice of the runtime domain layout, or (finetune) a copy of the synthesis
+weights — and the loss of a step. The run writes ``model.pt``: the base G + D in gandapt's native
+format with the adapter state and the domain pack embedded (``extra['domain_pack']``, what
+``gandapt-export model.pt`` reads) plus ``domains.safetensors``; finetune writes the tuned G instead
+and says so. Checkpoints are atomic; a NaN loss stops the run with the last checkpoint kept.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from gandapt.io import atomic_path, atomic_write_bytes
 from gandapt.pack import Domain, DomainPack, pack_bytes
 from gandapt.trainer.adapters.methods import METHODS
 from gandapt.trainer.adapters.options import AdapterTrainOptions
+from gandapt.trainer.adapters.objectives import DirectionalObjective, GenDAObjective, Objective, TiedLayoutParam
 from gandapt.trainer.adapters.param import LayoutParam
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.embedders import build_embedder
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.gan.loop import _StopRequest, _device
-from gandapt.trainer.losses.directional import directional_loss, image_direction, indomain_angle_loss, text_direction
-from gandapt.trainer.losses.regularizers import l2_to_identity
+from gandapt.trainer.losses.directional import image_direction, text_direction
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
@@ -90,8 +90,10 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     targets = load_targets(options.target, G.img_resolution, options.shots) if options.target else None
     _prepare_out(out, resume, force)
 
-    param = LayoutParam(layout, method.select(layout, options.variant)).to(device)
-    opt = torch.optim.Adam([param.values], lr=options.lr, betas=(0.9, 0.999))
+    objective = build_objective(options, G, base, layout, emb, targets, device)
+    param = getattr(objective, "param", None)
+    opt = torch.optim.Adam(objective.trainable(), lr=options.lr,
+                           betas=(0.0, 0.99) if options.method == "finetune" else (0.9, 0.999))
     gen = torch.Generator().manual_seed(options.seed)
     step, seconds = 0, 0.0
     if resume:
@@ -103,28 +105,24 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
         if state["base_fingerprint"] != base.fingerprint:
             raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
         with torch.no_grad():
-            param.values.copy_(state["values"])
+            for p, v in zip(objective.trainable(), state["trainable"]):
+                p.copy_(v)
+        if hasattr(objective, "load_aux_state"):
+            objective.load_aux_state(state["aux"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["rng"])
         step, seconds = int(state["step"]), float(state["seconds"])
-
-    # The target direction is fixed for the run (computed from a seeded source sample).
-    if targets is not None:
-        with torch.no_grad():
-            z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
-            source = G(z.to(device), truncation_psi=options.truncation)
-        direction = image_direction(emb, source, targets.to(device))
-    else:
-        direction = text_direction(emb, options.source_text, options.text)
     _write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
-        state = {"gandapt_format": RUN_FORMAT, "values": param.values.detach().cpu(), "opt": opt.state_dict(),
-                 "rng": gen.get_state(), "step": step, "seconds": seconds, "options": options.to_dict(),
-                 "base_fingerprint": base.fingerprint}
+        state = {"gandapt_format": RUN_FORMAT, "trainable": [p.detach().cpu() for p in objective.trainable()],
+                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+                 "options": options.to_dict(), "base_fingerprint": base.fingerprint,
+                 "aux": objective.aux_state() if hasattr(objective, "aux_state") else {}}
         with atomic_path(out / CHECKPOINT, force=True) as tmp:
             torch.save(state, tmp)
 
+    weights = loss_weights(options)
     grid_z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 2)).to(device)
     progress = None
     if options.progress:
@@ -138,18 +136,8 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
             t0 = time.perf_counter()
             z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
             ws = G.mapping(z, truncation_psi=options.truncation)                  # [B, num_ws, w_dim]
-            with torch.no_grad():
-                e_frozen = emb.encode_image(G.synthesis(ws, noise_mode="const"))
-            img = G.synthesis(ws, domain=param(), noise_mode="const")             # [B, 3, R, R]
-            e_adapted = emb.encode_image(img)
-            losses = {"direction": directional_loss(e_adapted, e_frozen, direction)}
-            if options.lambda_indomain:
-                losses["indomain"] = indomain_angle_loss(e_adapted, e_frozen)
-            if options.lambda_l2:
-                losses["l2"] = l2_to_identity(param.values, param.identity[param.index])
-            weights = {"direction": options.lambda_direction, "indomain": options.lambda_indomain,
-                       "l2": options.lambda_l2}
-            loss = sum(weights[k] * v for k, v in losses.items())
+            losses = objective.losses(G, ws, gen)
+            loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
             if not torch.isfinite(loss):
                 raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
                                    f"checkpoint in {out} is kept; lower --lr and --resume or --force")
@@ -165,7 +153,7 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             if options.sample_every and step % options.sample_every == 0:
-                _grid(G, param, grid_z, options, out / "samples" / f"step{step:06d}.png")
+                _grid(G, objective, grid_z, options, out / "samples" / f"step{step:06d}.png")
             if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
                 checkpoint()
                 last_ckpt = time.monotonic()
@@ -180,9 +168,21 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     if stop.requested:
         raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
 
+    meta_base = {"path": str(options.model), "format": base.format, "fingerprint": base.fingerprint}
+    run_info = {"training_options": options.to_dict(), "steps": step, "train_seconds": round(seconds, 1)}
+    if param is None:  # finetune: the weights themselves are the result
+        _grid(G, objective, grid_z, options, out / "samples.png")
+        print(f"finetune writes a new base model (all synthesis weights changed), not a domain pack: {out / FINAL}",
+              file=sys.stderr)
+        extra = {"adapter": {"method": "finetune", "trainable_params": sum(p.numel() for p in objective.trainable())},
+                 "base": meta_base, **run_info}
+        return save_native(out / FINAL, objective.tuned, base.D, extra=extra, force=True)
+
     vec = param.vector()
     if options.sparse:
         vec = sparsify(vec, param, options.sparse)
+        with torch.no_grad():
+            param.values.copy_(torch.from_numpy(vec[param.index.cpu().numpy()]))
     domain = Domain.from_vector(options.domain_name(), layout, vec, meta={
         "method": options.method, "variant": options.variant, "sparse": options.sparse,
         "target": options.target or options.text, "shots": options.shots, "embedder": options.embedder,
@@ -190,16 +190,45 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     pack = DomainPack([domain], base.config, base.fingerprint, meta={"made_by": f"gandapt-train {options.method}"})
     data = pack_bytes(pack)
     atomic_write_bytes(out / PACK, data, force=True)
-    with torch.no_grad():
-        param.values.copy_(torch.from_numpy(vec[param.index.cpu().numpy()]))
-    _grid(G, param, grid_z, options, out / "samples.png")
+    _grid(G, objective, grid_z, options, out / "samples.png")
     G.synthesis.set_domain_stages()  # back to the full layout before saving
     extra = {"domain_pack": torch.frombuffer(bytearray(data), dtype=torch.uint8),
              "adapter": {"method": options.method, "variant": options.variant, "entries": list(param.names),
-                         "values": torch.from_numpy(vec[param.index.cpu().numpy()].copy())},
-             "base": {"path": str(options.model), "format": base.format, "fingerprint": base.fingerprint},
-             "training_options": options.to_dict(), "steps": step, "train_seconds": round(seconds, 1)}
+                         "values": torch.from_numpy(vec[param.index.cpu().numpy()].copy()),
+                         "trainable_params": param.num_params},
+             "base": meta_base, **run_info}
     return save_native(out / FINAL, G, base.D, extra=extra, force=True)
+
+
+def loss_weights(options: AdapterTrainOptions) -> dict:
+    """Weights of the losses an objective returns (others are only logged)."""
+    if options.method == "genda":
+        return {"attribute": 1.0}
+    return {"direction": options.lambda_direction, "indomain": options.lambda_indomain, "l2": options.lambda_l2}
+
+
+def build_objective(options: AdapterTrainOptions, G, base, layout, emb, targets, device) -> Objective:
+    """The method's objective, with its fixed target direction or reference images."""
+    method = METHODS[options.method]
+    if options.method == "genda":
+        if targets is None:
+            raise GandaptError("genda adapts to reference images: pass --target FOLDER (it has no text mode)")
+        names = method.select(layout, options.variant)
+        param = (TiedLayoutParam(layout, names, G.config.w_dim, G.num_ws) if options.variant == "shared"
+                 else LayoutParam(layout, names))
+        return GenDAObjective(param, emb, targets.to(device)).to(device)
+    # The target direction is fixed for the run (computed from a seeded source sample).
+    if targets is not None:
+        with torch.no_grad():
+            z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
+            source = G(z.to(device), truncation_psi=options.truncation)
+        direction = image_direction(emb, source, targets.to(device))
+    else:
+        direction = text_direction(emb, options.source_text, options.text)
+    weights = loss_weights(options)
+    if options.method == "finetune":
+        return DirectionalObjective(emb, direction, weights, None, G).to(device)
+    return DirectionalObjective(emb, direction, weights, LayoutParam(layout, method.select(layout, options.variant))).to(device)
 
 
 def sparsify(vec: np.ndarray, param: LayoutParam, keep: float) -> np.ndarray:
@@ -219,11 +248,11 @@ def sparsify(vec: np.ndarray, param: LayoutParam, keep: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def _grid(G, param: LayoutParam, z: torch.Tensor, options: AdapterTrainOptions, path: Path) -> None:
+def _grid(G, objective: Objective, z: torch.Tensor, options: AdapterTrainOptions, path: Path) -> None:
     """Two rows: the base model, then the same latents in the domain."""
     ws = G.mapping(z, truncation_psi=options.truncation)
     before = G.synthesis(ws, noise_mode="const")
-    after = G.synthesis(ws, domain=param(), noise_mode="const")
+    after = objective.generator(G).synthesis(ws, domain=objective.domain(), noise_mode="const")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_grid(torch.cat([before, after]), path, cols=len(z))
 

@@ -57,6 +57,8 @@ class AdapterTrainOptions:
             raise GandaptError("give exactly one target: --target FOLDER (images) or --text PROMPT (needs --clip)")
         if self.text is not None and self.embedder != "clip":
             object.__setattr__(self, "embedder", "clip")  # only CLIP embeds text
+        if self.method == "genda":
+            object.__setattr__(self, "embedder", "disc")  # GenDA's classifier sits on the frozen D
         if self.variant is not None and self.variant not in m.variants:
             raise GandaptError(f"{self.method} has no variant {self.variant!r}; choose from {', '.join(m.variants)}")
         if not 0 <= self.sparse < 1:
