@@ -21,6 +21,7 @@ COMMANDS = {
     "stylespace": "gandapt.trainer.adapters.cli:stylespace",
     "genda": "gandapt.trainer.adapters.cli:genda",
     "finetune": "gandapt.trainer.adapters.cli:finetune",
+    "eval": "gandapt.trainer.adapters.cli:eval_domain",
 }
 
 # Adapter methods and the issue that brings each (DESIGN §7).
@@ -41,6 +42,7 @@ SUMMARIES = {
     "stylespace": "StyleDomain's StyleSpace directions (conv-only, all-layers, sparse).",
     "genda": "GenDA attribute adaptor on W+ and the last ToRGB, against a classifier on D.",
     "finetune": "Full fine-tuning of the synthesis weights (writes a new base model).",
+    "eval": "Measure a domain: paired error, FID/KID, precision/recall, quality/diversity.",
     **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
 }
 

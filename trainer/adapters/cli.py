@@ -93,3 +93,35 @@ domain_mod = _command("domain-mod")
 stylespace = _command("stylespace")
 genda = _command("genda")
 finetune = _command("finetune")
+
+
+@click.command("eval", context_settings=_CTX)
+@click.argument("model", type=click.Path())
+@click.option("--domain", default=None, help="Domain of the model's pack (needed when it holds several).")
+@click.option("--domains", "pack", type=click.Path(), default=None, help="A pack file instead of the model's own.")
+@click.option("--transform", default=None, help="Known target transform (sketch, painting, ...) for the paired error.")
+@click.option("--target-set", type=click.Path(), default=None, help="Target image folder for FID/KID, P/R, quality/diversity.")
+@click.option("--n", "n_fid", type=click.IntRange(min=2), default=500, help="Generated and real images for FID/KID and P/R.")
+@click.option("--paired-n", type=click.IntRange(min=1), default=128, help="Latents for the paired error.")
+@click.option("--embedder", type=click.Choice(["vgg", "inception"]), default="vgg", help="Tower for quality/diversity.")
+@click.option("--base", type=click.Path(), default=None, help="Base model a finetune run is compared with [default: recorded].")
+@click.option("--seed", type=int, default=0)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def eval_domain(as_json: bool, **kwargs) -> None:
+    """Measure a domain: paired error vs a known transform, FID/KID, precision/recall, quality/diversity.
+
+    \b
+    Example:
+      gandapt-train eval runs/sketch/model.pt --transform sketch --target-set data/sketch64 --n 1000
+    """
+    import json
+
+    from gandapt.trainer.adapters.evaluate import evaluate_domain
+
+    with user_errors():
+        result = evaluate_domain(progress=not as_json, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:<14} {value:.4f}" if isinstance(value, float) else f"{key:<14} {value}")
