@@ -76,7 +76,7 @@ def test_pending_train_methods_say_when_they_arrive(method: str, issue: str, tmp
     assert_one_line_error(proc, 2, f"gandapt-train {method}", f"arrives with {issue}")
 
 
-@pytest.mark.parametrize("sub", ["base", "data", "fid", "encoder", "eval-encoder", "domain-mod", "stylespace", "genda", "finetune", "eval"])
+@pytest.mark.parametrize("sub", ["base", "data", "fid", "encoder", "eval-encoder", "domain-mod", "stylespace", "genda", "finetune", "eval", "table"])
 def test_train_subcommands_have_help(sub: str, tmp_path: Path) -> None:
     proc = run("gandapt-train", sub, "--help", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: gandapt-train {sub} "), proc.stderr

@@ -22,6 +22,7 @@ COMMANDS = {
     "genda": "gandapt.trainer.adapters.cli:genda",
     "finetune": "gandapt.trainer.adapters.cli:finetune",
     "eval": "gandapt.trainer.adapters.cli:eval_domain",
+    "table": "gandapt.trainer.adapters.cli:table",
 }
 
 # Adapter methods and the issue that brings each (DESIGN §7).
@@ -43,6 +44,7 @@ SUMMARIES = {
     "genda": "GenDA attribute adaptor on W+ and the last ToRGB, against a classifier on D.",
     "finetune": "Full fine-tuning of the synthesis weights (writes a new base model).",
     "eval": "Measure a domain: paired error, FID/KID, precision/recall, quality/diversity.",
+    "table": "Train and evaluate every method on the avatar targets; write the results table.",
     **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
 }
 

@@ -1,0 +1,226 @@
+"""The adaptation results table: every method vs finetune vs the unadapted model, on avatar targets.
+
+``gandapt-train table --model M --data AVATARS --work DIR`` trains each (method, target, shots) run
+that DIR does not hold yet (``--retrain`` reruns them all), evaluates every run once (cached in the
+run folder) and renders ``adaptation.json``, ``adaptation.md`` and ``adaptation.png`` (sample rows:
+base, the transform's ground truth, each method) into ``benchmarks/results/``. Targets are known
+transforms of held-out avatars, so every run also has a paired error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from gandapt.errors import GandaptError
+from gandapt.io import atomic_write_bytes
+
+TARGETS = ("sketch", "ink", "painting")
+HELD_OUT = 500  # the avatar set's last images: targets and FID sets, never seen by the base model's encoder
+
+
+@dataclass(frozen=True)
+class Row:
+    """One method configuration of the table (its run options beyond the target)."""
+
+    label: str
+    method: str
+    options: Dict[str, Any] = field(default_factory=dict)
+    shots: Tuple[int, ...] = (1, 10)
+
+
+ROWS = (
+    Row("finetune", "finetune", {"steps": 200}),
+    Row("domain-mod", "domain-mod", {"steps": 200}),
+    Row("stylespace", "stylespace", {"steps": 200, "variant": "conv"}),
+    Row("stylespace-sparse", "stylespace", {"steps": 200, "variant": "conv", "sparse": 0.2}),
+    Row("genda", "genda", {"steps": 300}, shots=(1,)),
+)
+
+
+def prepare_targets(data: Path, work: Path, targets=TARGETS) -> Dict[str, Path]:
+    """Transform the held-out avatars into each target domain (once)."""
+    from gandapt.trainer.data.transforms import transform_dataset
+    from gandapt.trainer.metrics.evaluate import list_images
+
+    src = work / "heldout"
+    if not src.is_dir():
+        files = list_images(data)[-HELD_OUT:]
+        tmp = work / ".heldout.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for f in files:
+            shutil.copy2(f, tmp / f.name)
+        tmp.rename(src)
+    out = {}
+    for name in targets:
+        dst = work / "targets" / name
+        if not (dst / "dataset.json").is_file():
+            transform_dataset(name, src, dst, force=dst.exists(), progress=False)
+        out[name] = dst
+    return out
+
+
+def run_dir(work: Path, row: Row, target: str, shots: int) -> Path:
+    return work / "runs" / f"{row.label}-{target}-{shots}shot"
+
+
+def train_runs(model: str, work: Path, targets: Dict[str, Path], retrain: bool = False,
+               embedder: str = "vgg", threads: Optional[int] = None) -> None:
+    """Train every run the work folder lacks (or all, with ``retrain``)."""
+    from gandapt.trainer.adapters.loop import train_adapter
+    from gandapt.trainer.adapters.options import AdapterTrainOptions
+
+    for row in ROWS:
+        for target, folder in targets.items():
+            for shots in row.shots:
+                out = run_dir(work, row, target, shots)
+                if (out / "model.pt").is_file() and not retrain:
+                    continue
+                print(f"training {out.name}", flush=True)
+                opts = AdapterTrainOptions(method=row.method, model=model, out=str(out), target=str(folder),
+                                           shots=shots, name=target, embedder=embedder, threads=threads,
+                                           progress=False, **row.options)
+                train_adapter(opts, force=True)
+                (out / "eval.json").unlink(missing_ok=True)
+
+
+def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, paired_n: int) -> List[dict]:
+    """Metrics of every run (cached in ``eval.json``) plus the unadapted model per target."""
+    import gandapt
+    from gandapt.trainer.adapters.evaluate import evaluate_domain
+
+    results = []
+    for target, folder in targets.items():
+        cache = work / "runs" / f"unadapted-{target}.json"
+        if not cache.is_file():
+            r = evaluate_domain(model, base=model, transform=target, target_set=str(folder), n_fid=n_fid,
+                                paired_n=paired_n)
+            _write_json(cache, r)
+        r = json.loads(cache.read_text())
+        results.append({"method": "unadapted", "target": target, "shots": 0, "steps": 0, "train_seconds": 0.0,
+                        "trainable_params": 0, "bytes_per_domain": 0, **r})
+        for row in ROWS:
+            for shots in row.shots:
+                out = run_dir(work, row, target, shots)
+                if not (out / "model.pt").is_file():
+                    continue
+                if not (out / "eval.json").is_file():
+                    _write_json(out / "eval.json", evaluate_domain(str(out / "model.pt"), transform=target,
+                                                                   target_set=str(folder), n_fid=n_fid,
+                                                                   paired_n=paired_n))
+                ck = gandapt.load(out / "model.pt", with_d=False)
+                adapter = ck.extra["adapter"]
+                if row.method == "finetune":
+                    size = sum(v.numel() * 4 for k, v in ck.G.state_dict().items() if k.startswith("synthesis."))
+                else:
+                    size = int(np.count_nonzero(adapter["values"].numpy() - _identity(ck, adapter))) * 4
+                results.append({"method": row.label, "target": target, "shots": shots,
+                                "steps": ck.extra["steps"], "train_seconds": ck.extra["train_seconds"],
+                                "trainable_params": int(adapter["trainable_params"]), "bytes_per_domain": size,
+                                **json.loads((out / "eval.json").read_text())})
+    return results
+
+
+def _identity(ck, adapter) -> np.ndarray:
+    layout = ck.G.layout
+    return np.concatenate([layout.identity()[layout.slice(n)] for n in adapter["entries"]])
+
+
+COLUMNS = (("method", "method", "{}"), ("target", "target", "{}"), ("shots", "shots", "{}"),
+           ("steps", "steps", "{}"), ("train s", "train_seconds", "{:.0f}"),
+           ("params", "trainable_params", "{:,}"), ("bytes/domain", "bytes_per_domain", "{:,}"),
+           ("paired L1 ↓", "paired_l1", "{:.4f}"), ("FID ↓", "fid", "{:.1f}"), ("KID×1e3 ↓", "kid", "{:.2f}"),
+           ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+           ("quality", "quality", "{:.3f}"), ("diversity", "diversity", "{:.3f}"))
+
+
+def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
+    head = "| " + " | ".join(c[0] for c in COLUMNS) + " |\n| " + " | ".join("---" for _ in COLUMNS) + " |\n"
+    lines = []
+    for r in results:
+        cells = []
+        for _, key, fmt in COLUMNS:
+            v = r.get(key)
+            v = v * 1e3 if key == "kid" and v is not None else v
+            cells.append("–" if v is None else fmt.format(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    n = next((r.get("n_fake") for r in results if r.get("n_fake")), "?")
+    return (f"# Adaptation results\n\nBase model `{meta['model']}`; targets are held-out avatars through each "
+            f"transform; FID/KID/precision/recall with N = {n} generated vs {n} target images; paired L1 on "
+            f"[0, 1] over {meta['paired_n']} latents (ψ = 0.7) against T(G(w)); quality/diversity with the "
+            f"VGG19 style embedder. Machine: {meta['machine']}. Regenerate with `{meta['command']}`.\n\n"
+            + head + "\n".join(lines) + "\n")
+
+
+def render_figure(model: str, work: Path, targets: Dict[str, Path], path: Path, n: int = 6) -> None:
+    """Rows per target: base, T(base) (ground truth), then each method's 1-shot domain, same latents."""
+    import cv2
+    import torch
+
+    from gandapt.trainer.adapters.evaluate import load_domain
+    from gandapt.trainer.data.transforms import apply_transform
+
+    blocks = []
+    _, G, _ = load_domain(model, base=model)
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ws = G.G.mapping(z, truncation_psi=0.7)
+        base = _uint8(G.synthesis(ws))
+    for target in targets:
+        rows = [("base", base), (f"T={target}", np.stack([apply_transform(target, b) for b in base]))]
+        for row in ROWS:
+            out = run_dir(work, row, target, 1)
+            if (out / "model.pt").is_file():
+                G_d, _, _ = load_domain(str(out / "model.pt"), base=model)
+                with torch.no_grad():
+                    rows.append((row.label, _uint8(G_d.synthesis(ws))))
+        for label, imgs in rows:
+            strip = np.concatenate(list(imgs), axis=1)
+            pad = np.full((strip.shape[0], 150, 3), 255, np.uint8)
+            cv2.putText(pad, label, (4, strip.shape[0] // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+            blocks.append(np.concatenate([pad, strip], axis=1))
+    ok, buf = cv2.imencode(".png", np.concatenate(blocks, axis=0)[:, :, ::-1])
+    atomic_write_bytes(path, buf.tobytes(), force=True)
+
+
+def _uint8(x) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def build_table(model: str, data: str, work: str, out: str = "benchmarks/results", retrain: bool = False,
+                train: bool = True, n_fid: int = 500, paired_n: int = 128, threads: Optional[int] = None) -> Path:
+    """Train what is missing (unless ``train`` is False), evaluate, and write the table files.
+
+    Returns:
+        Path of ``adaptation.md``.
+    """
+    import platform
+
+    work_p, out_p = Path(work), Path(out)
+    if not Path(data).is_dir():
+        raise GandaptError(f"--data {data} is not a folder; give the avatar set the base model was trained on")
+    targets = prepare_targets(Path(data), work_p)
+    t0 = time.perf_counter()
+    if train:
+        train_runs(model, work_p, targets, retrain=retrain, threads=threads)
+    results = evaluate_runs(model, work_p, targets, n_fid, paired_n)
+    meta = {"model": str(model), "data": str(data), "n_fid": n_fid, "paired_n": paired_n,
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+            "command": f"gandapt-train table --model {model} --data {data} --work {work}",
+            "seconds": round(time.perf_counter() - t0, 1)}
+    out_p.mkdir(parents=True, exist_ok=True)
+    _write_json(out_p / "adaptation.json", {"meta": meta, "results": results})
+    atomic_write_bytes(out_p / "adaptation.md", render_markdown(results, meta).encode(), force=True)
+    render_figure(model, work_p, targets, out_p / "adaptation.png")
+    return out_p / "adaptation.md"
+
+
+def _write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=float) + "\n").encode(), force=True)
