@@ -34,6 +34,8 @@ def data_path(name: str) -> Path:
 BASE_MODEL = "avatars64.pt"
 ENCODER = "avatars64_encoder.pt"
 CLIP = "avatar_clip.mp4"
+PACK = "avatars64_domains.safetensors"
+BUNDLE = "avatars64_bundle"
 
 
 def base_model() -> Path:
@@ -52,3 +54,16 @@ def clip() -> Path:
     """A short MP4 of avatar renders made by the project: the camera path's input when no webcam
     exists (``gandapt-run --source sample``)."""
     return data_path(CLIP)
+
+
+def domain_pack() -> Path:
+    """The shipped domain pack of :func:`base_model` (sketch, ink, painting, colorshift)."""
+    return data_path(PACK)
+
+
+def bundle() -> Path:
+    """The exported bundle of the base model, its domains and encoder (what ``gandapt-run`` runs)."""
+    path = data_dir() / BUNDLE
+    if not (path / "manifest.json").is_file():
+        raise GandaptError(f"no sample bundle in {path}; rebuild it with python -m gandapt.samples.build {BUNDLE}")
+    return path

@@ -19,9 +19,9 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
-from gandapt.samples import BASE_MODEL, CLIP, ENCODER, data_dir
+from gandapt.samples import BASE_MODEL, BUNDLE, CLIP, ENCODER, PACK, data_dir
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,13 @@ class Recipe:
             recipes).
         trained: needs ``--work`` (a dataset and a training run; hours on CPU).
         about: one line for ``--list``.
+        needs: sample files it is made from (a default build skips it while they are missing).
     """
 
     build: Callable[[Path, Optional[Path]], None]
     trained: bool
     about: str
+    needs: Tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- tiny_g32.pt
@@ -144,6 +146,57 @@ def build_encoder(path: Path, work: Optional[Path], data: Optional[Path] = None)
     save_encoder(path, enc.E, enc.base_fingerprint, extra=extra, dtype=torch.float16, force=True)
 
 
+# ----------------------------------------------------------------------------- avatars64_domains.safetensors
+
+# The shipped domains: (name, method, target transform of held-out avatars, shots, extra options).
+PACK_DOMAINS = (
+    ("sketch", "domain-mod", "sketch", 10, {"steps": 200}),
+    ("ink", "stylespace", "ink", 10, {"steps": 200, "variant": "conv"}),
+    ("painting", "stylespace", "painting", 10, {"steps": 200, "variant": "all", "sparse": 0.2}),
+    ("colorshift", "domain-mod", "colorshift", 10, {"steps": 200}),
+)
+
+
+def build_domain_pack(path: Path, work: Optional[Path], data: Optional[Path] = None) -> None:
+    """Train the shipped domains on the shipped base model (held-out avatars through each
+    transform as targets) and merge them into one pack."""
+    from gandapt.pack import DomainPack, load_pack, save_pack
+    from gandapt.trainer.adapters.loop import train_adapter
+    from gandapt.trainer.adapters.options import AdapterTrainOptions
+    from gandapt.trainer.adapters.table import prepare_targets
+
+    model = path.parent / BASE_MODEL
+    if not model.is_file():
+        raise SystemExit(f"{model} is missing; build {BASE_MODEL} first (the domains adapt it)")
+    folder = _dataset(work, data)
+    targets = prepare_targets(folder, work / "table", targets=tuple(sorted({t for _, _, t, _, _ in PACK_DOMAINS})))
+    domains = []
+    for name, method, target, shots, extra in PACK_DOMAINS:
+        out = work / "pack" / name
+        if not (out / "domains.safetensors").is_file():
+            train_adapter(AdapterTrainOptions(method=method, model=str(model), out=str(out), target=str(targets[target]),
+                                              shots=shots, name=name, progress=False, threads=2, **extra), force=True)
+        domains.append(load_pack(out / "domains.safetensors")[name])
+    base = load_pack(work / "pack" / PACK_DOMAINS[0][0] / "domains.safetensors")
+    pack = DomainPack(domains, base.base_config, base.base_fingerprint,
+                      meta={"recipe": f"python -m gandapt.samples.build {PACK} --work WORK"})
+    save_pack(pack, path, force=True)
+
+
+# ----------------------------------------------------------------------------- avatars64_bundle/
+
+
+def build_bundle(path: Path, work: Optional[Path] = None) -> None:
+    """Export the shipped model, domains and encoder (decomposed fp32: runs everywhere)."""
+    from gandapt.export.bundle import export_bundle
+
+    parts = [path.parent / n for n in (BASE_MODEL, PACK, ENCODER)]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise SystemExit(f"build {', '.join(missing)} first (the bundle exports them)")
+    export_bundle(parts[0], path, domains=parts[1], encoder=parts[2], force=True, progress=False)
+
+
 # ----------------------------------------------------------------------------- avatar_clip.mp4
 
 
@@ -159,6 +212,10 @@ RECIPES: Dict[str, Recipe] = {
     CLIP: Recipe(build_clip, False, "6 s of talking avatars rendered by the project (camera stand-in)"),
     BASE_MODEL: Recipe(build_avatars64, True, "64 px avatar StyleGAN2 with D, fp16 (needs --work; ~3 h CPU)"),
     ENCODER: Recipe(build_encoder, True, "W+ inversion encoder of the base model, fp16 (needs --work; ~40 min CPU)"),
+    PACK: Recipe(build_domain_pack, True, "domains sketch, ink, painting, colorshift for the base model (needs --work)",
+                 (BASE_MODEL,)),
+    BUNDLE: Recipe(build_bundle, False, "ONNX bundle of the base model, its domains and encoder",
+                   (BASE_MODEL, PACK, ENCODER)),
 }
 
 
@@ -172,12 +229,22 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.list:
         for name, r in RECIPES.items():
-            print(f"{name:<24} {r.about}")
+            print(f"{name:<30} {r.about}")
         return
     unknown = [n for n in args.names if n not in RECIPES]
     if unknown:
         p.error(f"unknown sample {unknown[0]!r}; choose from {', '.join(RECIPES)}")
-    names = args.names or [n for n, r in RECIPES.items() if not r.trained]
+    names = args.names
+    if not names:
+        names = []
+        for n, r in RECIPES.items():
+            missing = [f for f in r.needs if not (args.out / f).exists()]
+            if r.trained:
+                continue
+            if missing:
+                print(f"skipped {n}: build {', '.join(missing)} first (trained recipes need --work)")
+                continue
+            names.append(n)
     if any(RECIPES[n].trained for n in names) and args.work is None:
         p.error("trained recipes need --work DIR (dataset and runs are built or resumed there)")
     args.out.mkdir(parents=True, exist_ok=True)
