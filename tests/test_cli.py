@@ -18,7 +18,7 @@ from gandapt.errors import GandaptError
 BIN = Path(sys.executable).parent
 SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect",
            "gandapt-generate"]
-PENDING = {"gandapt-run": "issue #9", "gandapt-bench": "issue #10"}
+PENDING = {"gandapt-bench": "issue #10"}
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -63,7 +63,14 @@ def test_pending_commands_say_when_they_arrive(script: str, args: tuple, tmp_pat
 
 
 def test_pending_subcommand_of_group(tmp_path: Path) -> None:
-    assert_one_line_error(run("gandapt", "run", "--domain", "sketch", cwd=tmp_path), 2, "gandapt run", "issue #9")
+    assert_one_line_error(run("gandapt", "bench", "--backend", "onnxruntime", cwd=tmp_path), 2, "gandapt bench", "issue #10")
+
+
+def test_run_without_a_bundle_says_what_to_pass(tmp_path: Path) -> None:
+    proc = run("gandapt", "run", "--domain", "sketch", "--source", "latent", "--output", "x.mp4", cwd=tmp_path)
+    if proc.returncode == 0:
+        pytest.skip("the shipped bundle exists in this checkout")
+    assert_one_line_error(proc, 1, "gandapt-export")
 
 
 def test_export_missing_model_is_one_line(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ TORCH_FREE = [
     # lazily exposed names that are numpy-only
     "import gandapt; gandapt.GandaptError, gandapt.DomainLayout",
     # camera-frame preprocessing shared with the encoder evaluation
-    "import gandapt.runtime.crop, gandapt.runtime.frames",
+    "import gandapt.runtime.crop, gandapt.runtime.frames, gandapt.runtime.sources, gandapt.runtime.sinks",
+    "import gandapt.runtime.display, gandapt.runtime.overlay, gandapt.runtime.pipeline, gandapt.runtime.backends",
     "import gandapt.samples, gandapt.samples.render_clip; assert callable(gandapt.samples.clip)",
 ]
 

@@ -29,7 +29,7 @@ _SUMMARIES: Dict[str, str] = {
     "generate": "Render a seeded image grid from a model (the embedded one by default).",
     "train": "Train a base StyleGAN2 or a domain adapter (issues #3-#6).",
     "export": "Export a model to an ONNX bundle (+ TensorRT engine, Triton repository).",
-    "run": "Run a bundle live with domain switching (issue #9).",
+    "run": "Run a bundle on a camera, video or latent walk, switching domains live.",
     "bench": "Benchmark backends and forms (issue #10).",
 }
 
