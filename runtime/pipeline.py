@@ -223,6 +223,7 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
     for th in threads:
         th.start()
     done, last = 0, time.perf_counter()
+    rss_first = None
     fps = 0.0
     try:
         while True:
@@ -250,6 +251,8 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
             stats.add("output", (time.perf_counter() - t) * 1e3)
             stats.count("frames_out")
             done += 1
+            if done == 1:
+                rss_first = _rss_mb()
             if options.frames and done >= options.frames:
                 break
     except KeyboardInterrupt:
@@ -270,14 +273,27 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
         infer.close()
     if errors:
         raise errors[0]
-    summary = {**stats.summary(), "instance_ids_constant": constant, "backend": infer.synth.name,
+    rss = {"first_frame": rss_first, "end": _rss_mb()}
+    summary = {**stats.summary(), "rss_mb": rss, "instance_ids_constant": constant, "backend": infer.synth.name,
                "source": source.description, "output": str(sink.path) if sink is not None and sink.path else None}
     for line in stats.lines():
         print(line, file=sys.stderr)
     if options.stats:
         stats.write(options.stats, {"bundle": str(bundle.path), "backend": infer.synth.name,
-                                    "source": source.description, "instance_ids_constant": constant})
+                                    "source": source.description, "instance_ids_constant": constant, "rss_mb": rss})
     return summary
+
+
+def _rss_mb() -> Optional[float]:
+    """Resident memory of this process in MiB (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        import os
+
+        return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _paused(win, controller: DomainController) -> Optional[str]:

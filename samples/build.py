@@ -120,7 +120,7 @@ def build_avatars64(path: Path, work: Optional[Path], data: Optional[Path] = Non
 
 # ----------------------------------------------------------------------------- avatars64_encoder.pt
 
-ENCODER_RUN = {"steps": 5000, "threads": 2, "progress": False}
+ENCODER_RUN = {"steps": 4000, "threads": 2, "progress": False}
 
 
 def build_encoder(path: Path, work: Optional[Path], data: Optional[Path] = None) -> None:

@@ -29,6 +29,7 @@ def test_sample_clip_with_a_switch_every_frame(tiny_bundle, tmp_path):
     for stage in ("capture", "crop", "encode", "synthesize", "output"):
         assert stats["stages_ms"][stage]["n"] == 12 or stage == "capture"
     assert stats["fps"] > 0 and stats["instance_ids_constant"]
+    assert stats["rss_mb"]["first_frame"] > 0 and stats["rss_mb"]["end"] > 0
 
 
 def test_same_frame_differs_per_domain(tiny_bundle, tmp_path):
