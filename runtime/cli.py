@@ -37,7 +37,9 @@ def default_bundle() -> str:
 @click.option("--output", type=click.Path(), default=None, help="Record to FILE.mp4 or a folder of PNGs (headless).")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
 @click.option("--size", type=click.IntRange(min=16), default=256, help="Side of the shown/recorded image.")
-@click.option("--crop", type=click.Choice(["face", "center", "none"]), default="face", help="How camera frames are cropped.")
+@click.option("--crop", type=click.Choice(["face", "center", "none"]), default=None,
+              help="How frames are cropped: a tracked face square, the centre square or the whole frame "
+                   "[default: center for --source sample (framed like the training avatars), else face].")
 @click.option("--window/--no-window", default=None, help="Force the window on or off [default: when a display exists and nothing is recorded].")
 @click.option("--overlay/--no-overlay", default=True, help="Domain name, FPS and latency on the frame.")
 @click.option("--stats", type=click.Path(), default=None, help="Write per-stage timings as JSON.")

@@ -171,6 +171,43 @@ def crop(frame_rgb: np.ndarray, mode: str = "face", size: int = 64) -> Tuple[np.
     return resize(cut_square(frame_rgb, face_square(box, frame_rgb.shape)), size), "face"
 
 
+class FaceTracker:
+    """Stable face crops for a stream of frames.
+
+    A per-frame detector flickers (a blink, a turned head, a cartoon face it only sometimes sees),
+    and each flicker would jump the crop and so the whole generated image. The tracker smooths the
+    box over hits and keeps the last box through up to ``max_misses`` missed frames; only then does
+    it fall back to the centre square.
+
+    Args:
+        smoothing: weight of the previous box in the running average (0: no smoothing).
+        max_misses: frames a lost face keeps its last box.
+    """
+
+    def __init__(self, smoothing: float = 0.6, max_misses: int = 30):
+        self.smoothing, self.max_misses = float(smoothing), int(max_misses)
+        self.box: Optional[Tuple[float, float, float, float]] = None
+        self.misses = 0
+
+    def crop(self, frame_rgb: np.ndarray, size: int = 64) -> Tuple[np.ndarray, str]:
+        """Like :func:`crop` with mode ``"face"``, but tracked: ``(image, "face"|"center")``."""
+        _check_frame(frame_rgb)
+        hit = detect_face(frame_rgb)
+        if hit is not None:
+            self.misses = 0
+            a = self.smoothing if self.box is not None else 0.0
+            prev = self.box or hit
+            self.box = tuple(a * p + (1 - a) * h for p, h in zip(prev, hit))
+        else:
+            self.misses += 1
+            if self.misses > self.max_misses:
+                self.box = None
+        if self.box is None:
+            return resize(cut_square(frame_rgb, center_square(frame_rgb.shape)), size), "center"
+        box = tuple(int(round(v)) for v in self.box)
+        return resize(cut_square(frame_rgb, face_square(box, frame_rgb.shape)), size), "face"
+
+
 def to_input(img_uint8: np.ndarray) -> np.ndarray:
     """Convert a crop to the encoder/generator convention.
 

@@ -14,6 +14,7 @@ No session or engine is ever created after start-up; :func:`run` returns the per
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import sys
 import threading
@@ -43,7 +44,7 @@ class RunOptions:
     output: Optional[str] = None
     frames: Optional[int] = None
     size: int = 256
-    crop: str = "face"
+    crop: Optional[str] = None        # face | center | none; None: center for the sample clip, else face
     window: Optional[bool] = None     # None: open one when a display exists and nothing is recorded
     overlay: bool = True
     stats: Optional[str] = None
@@ -80,6 +81,9 @@ class _Inference:
         if self.mapping is not None:
             self.mapping.bind("truncation_psi", np.full([1], options.truncation, np.float32))
         self.instance_ids = self._ids()
+        from gandapt.runtime.crop import FaceTracker
+
+        self.tracker = FaceTracker() if options.crop == "face" else None
 
     def _ids(self):
         return tuple(b.instance_id for b in (self.synth, self.encoder, self.mapping) if b is not None)
@@ -90,7 +94,10 @@ class _Inference:
         result: Dict[str, Any] = {"index": frame.index, "t_capture": frame.t_capture}
         if self.camera:
             t = time.perf_counter()
-            face, mode = crop(frame.image, mode=self.options.crop, size=self.resolution)
+            if self.tracker is not None:
+                face, mode = self.tracker.crop(frame.image, size=self.resolution)
+            else:
+                face, mode = crop(frame.image, mode=self.options.crop, size=self.resolution)
             self.stats.add("crop", (time.perf_counter() - t) * 1e3)
             result["input"], result["crop_mode"] = face, mode
             t = time.perf_counter()
@@ -148,6 +155,8 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
     from gandapt.runtime.sinks import open_sink
     from gandapt.runtime.sources import open_source
 
+    if options.crop is None:  # the shipped clip is framed like the training avatars already
+        options = dataclasses.replace(options, crop="center" if options.source == "sample" else "face")
     bundle = open_bundle(options.bundle)
     if options.source != "latent" and not bundle.has_graph("encoder"):
         raise GandaptError(f"bundle {bundle.path} has no encoder graph, so it cannot run on camera or video "

@@ -69,7 +69,7 @@ def build_tiny_g32(path: Path, work: Optional[Path] = None) -> None:
 # The shipped base model's run, exactly: gandapt-train data avatars + gandapt-train base with these
 # settings (the run was stopped after BASE_STEPS steps; `steps` only sets where it ends).
 AVATARS = {"n": 20000, "size": 64, "seed": 0}
-BASE_STEPS = 10000
+BASE_STEPS = 9131
 BASE_RUN = {"kimg": 2000, "steps": BASE_STEPS, "threads": 2, "checkpoint_minutes": 5, "sample_every": 250,
             "progress": False}
 FID_N = 1000
@@ -150,10 +150,10 @@ def build_encoder(path: Path, work: Optional[Path], data: Optional[Path] = None)
 
 # The shipped domains: (name, method, target transform of held-out avatars, shots, extra options).
 PACK_DOMAINS = (
-    ("sketch", "domain-mod", "sketch", 10, {"steps": 200}),
-    ("ink", "stylespace", "ink", 10, {"steps": 200, "variant": "conv"}),
-    ("painting", "stylespace", "painting", 10, {"steps": 200, "variant": "all", "sparse": 0.2}),
-    ("colorshift", "domain-mod", "colorshift", 10, {"steps": 200}),
+    ("sketch", "stylespace", "sketch", 10, {"steps": 250, "variant": "all", "lr": 0.1}),
+    ("ink", "stylespace", "ink", 10, {"steps": 150, "variant": "conv"}),
+    ("painting", "stylespace", "painting", 10, {"steps": 150, "variant": "all", "sparse": 0.2}),
+    ("colorshift", "domain-mod", "colorshift", 10, {"steps": 150}),
 )
 
 

@@ -54,7 +54,7 @@ def test_encoder_belongs_to_the_base_model_and_beats_the_baseline():
     enc = gandapt.load_encoder(samples.encoder())
     assert enc.base_fingerprint == gandapt.load(samples.base_model()).fingerprint
     m = enc.extra["metrics"]
-    assert m["samples"]["w_nmse"] < 0.5 * m["samples"]["baseline_w_nmse"]
+    assert m["samples"]["w_nmse"] < 0.75 * m["samples"]["baseline_w_nmse"]
     for name in ("samples", "renders", "real_faces"):
         assert m[name]["psnr"] > m[name]["baseline_psnr"] + 1.0, (name, m[name])
     json.dumps(m)

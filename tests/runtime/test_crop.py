@@ -172,3 +172,23 @@ def test_big_frames_are_scanned_small_but_boxed_in_full_size() -> None:
     big = cv2.resize(frame, None, fx=5, fy=5, interpolation=cv2.INTER_LINEAR)  # 880 x 720, scanned at 320
     assert min(big.shape[:2]) > C.DETECT_SIDE
     assert np.abs(np.array(C.detect_face(big)) / 5 - small).max() <= 4
+
+
+def test_face_tracker_holds_the_box_through_misses(monkeypatch):
+    import gandapt.runtime.crop as crop_mod
+
+    frame = np.zeros((144, 192, 3), np.uint8)
+    frame[:, :96] = 200  # left half bright: a face crop and the centre square differ
+    hits = iter([(20, 20, 40, 40), None, None, (24, 20, 40, 40)] + [None] * 4)
+    monkeypatch.setattr(crop_mod, "detect_face", lambda f: next(hits))
+    tracker = crop_mod.FaceTracker(smoothing=0.5, max_misses=3)
+    first, mode = tracker.crop(frame, 32)
+    assert mode == "face"
+    held, mode2 = tracker.crop(frame, 32)
+    assert mode2 == "face" and np.array_equal(held, first)  # a miss keeps the last box
+    tracker.crop(frame, 32)
+    tracker.crop(frame, 32)
+    assert tracker.box == (22.0, 20.0, 40.0, 40.0)  # smoothed halfway towards the new hit
+    for _ in range(3):
+        assert tracker.crop(frame, 32)[1] == "face"
+    assert tracker.crop(frame, 32)[1] == "center"  # lost for longer than max_misses
