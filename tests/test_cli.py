@@ -66,11 +66,20 @@ def test_pending_subcommand_of_group(tmp_path: Path) -> None:
     assert_one_line_error(run("gandapt", "bench", "--backend", "onnxruntime", cwd=tmp_path), 2, "gandapt bench", "issue #10")
 
 
-def test_run_without_a_bundle_says_what_to_pass(tmp_path: Path) -> None:
-    proc = run("gandapt", "run", "--domain", "sketch", "--source", "latent", "--output", "x.mp4", cwd=tmp_path)
-    if proc.returncode == 0:
-        pytest.skip("the shipped bundle exists in this checkout")
-    assert_one_line_error(proc, 1, "gandapt-export")
+def test_run_bundle_errors_say_what_to_pass(tmp_path: Path, monkeypatch) -> None:
+    proc = run("gandapt", "run", "no-such-bundle", "--source", "latent", "--frames", "1", "--output", "x.mp4",
+               cwd=tmp_path)
+    assert_one_line_error(proc, 1, "no-such-bundle", "gandapt-export")
+    import gandapt.samples
+    from gandapt.errors import GandaptError
+    from gandapt.runtime.cli import default_bundle
+
+    def missing():
+        raise GandaptError("no sample bundle in /x")
+
+    monkeypatch.setattr(gandapt.samples, "bundle", missing)
+    with pytest.raises(GandaptError, match="no BUNDLE given.*gandapt-export"):
+        default_bundle()
 
 
 def test_export_missing_model_is_one_line(tmp_path: Path) -> None:
