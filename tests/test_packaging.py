@@ -60,8 +60,9 @@ def test_wheel_has_every_package(wheel: Path) -> None:
     for script in SCRIPTS:
         assert f"\n{script} = " in text
     data = REPO / "samples" / "data"
-    for f in (data.iterdir() if data.is_dir() else []):
-        assert f"gandapt/samples/data/{f.name}" in files
+    for f in (data.rglob("*") if data.is_dir() else []):  # the bundle is a folder of files
+        if f.is_file():
+            assert f"gandapt/samples/data/{f.relative_to(data).as_posix()}" in files
 
 
 def test_wheel_installs_and_imports_outside_checkout(wheel: Path, tmp_path: Path) -> None:
