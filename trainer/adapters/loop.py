@@ -34,25 +34,11 @@ from gandapt.trainer.embedders import build_embedder
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.gan.loop import _StopRequest, _device
 from gandapt.trainer.losses.directional import image_direction, text_direction
+from gandapt.trainer.rundir import prepare_out, write_json
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
 RUN_FORMAT = "gandapt.adapter-run"
-
-
-def _prepare_out(out: Path, resume: bool, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise GandaptError(f"--out {out} is a file; give a directory for the run")
-    if out.exists() and any(out.iterdir()) and not (resume or force):
-        raise GandaptError(f"--out {out} already holds a run; pass --resume to continue it or --force to start over")
-    if resume and not (out / CHECKPOINT).is_file():
-        raise GandaptError(f"--resume: {out / CHECKPOINT} does not exist; start the run without --resume")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):
-        stale.unlink()
-    if force and not resume:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
 
 
 def _embedder(options: AdapterTrainOptions, D, device):
@@ -88,7 +74,7 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     layout = G.synthesis.set_domain_stages(method.stages)
     emb = _embedder(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
     targets = load_targets(options.target, G.img_resolution, options.shots) if options.target else None
-    _prepare_out(out, resume, force)
+    prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 
     objective = build_objective(options, G, base, layout, emb, targets, device)
     param = getattr(objective, "param", None)
@@ -112,7 +98,7 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
         opt.load_state_dict(state["opt"])
         gen.set_state(state["rng"])
         step, seconds = int(state["step"]), float(state["seconds"])
-    _write_json(out / "training_options.json", options.to_dict())
+    write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         state = {"gandapt_format": RUN_FORMAT, "trainable": [p.detach().cpu() for p in objective.trainable()],
@@ -255,7 +241,3 @@ def _grid(G, objective: Objective, z: torch.Tensor, options: AdapterTrainOptions
     after = objective.generator(G).synthesis(ws, domain=objective.domain(), noise_mode="const")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_grid(torch.cat([before, after]), path, cols=len(z))
-
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode(), force=True)

@@ -10,7 +10,6 @@ regulariser, Tov et al. 2021). ``checkpoint.pt`` is a loadable encoder file at e
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,30 +21,14 @@ from gandapt.checkpoint import load as load_model
 from gandapt.checkpoint import load_encoder, save_encoder
 from gandapt.encoder import Encoder, EncoderConfig
 from gandapt.errors import GandaptError
-from gandapt.io import atomic_write_bytes
 from gandapt.trainer.encoder.evaluate import evaluate_encoder, latent_variance, sample_pairs, summary_lines
 from gandapt.trainer.encoder.options import EncoderTrainOptions
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.gan.loop import _StopRequest, _device, load_images
+from gandapt.trainer.rundir import prepare_out, write_json
 
 CHECKPOINT, FINAL = "checkpoint.pt", "encoder.pt"
 RUN_FILES = (CHECKPOINT, FINAL, "log.jsonl", "metrics.json", "training_options.json")
-
-
-def _prepare_out(out: Path, resume: bool, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise GandaptError(f"--out {out} is a file; give a directory for the run")
-    if out.exists() and any(out.iterdir()) and not (resume or force):
-        raise GandaptError(f"--out {out} already holds a run; pass --resume to continue it or --force to start over")
-    if resume and not (out / CHECKPOINT).is_file():
-        raise GandaptError(f"--resume: {out / CHECKPOINT} does not exist; start the run without --resume")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):
-        stale.unlink()
-    if force and not resume:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "samples", ignore_errors=True)
 
 
 def split_images(options: EncoderTrainOptions, resolution: int):
@@ -81,7 +64,7 @@ def train_encoder(options: EncoderTrainOptions, resume: bool = False, force: boo
     base = load_model(options.model, device=device, with_d=False)
     G = base.G.eval().requires_grad_(False)
     train_images, held_out = split_images(options, G.img_resolution)
-    _prepare_out(out, resume, force)
+    prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 
     cfg = EncoderConfig.for_generator(base.config, channels=options.channels,
                                       head_channels=options.head_channels, head_dim=options.head_dim)
@@ -107,7 +90,7 @@ def train_encoder(options: EncoderTrainOptions, resume: bool = False, force: boo
         gen.set_state(train["rng"])
         step, seconds = int(train["step"]), float(train["seconds"])
     w_var = latent_variance(G, seed=options.seed)
-    _write_json(out / "training_options.json", options.to_dict())
+    write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         save_encoder(out / CHECKPOINT, E, base.fingerprint, force=True, extra={"train": {
@@ -173,7 +156,7 @@ def train_encoder(options: EncoderTrainOptions, resume: bool = False, force: boo
     metrics = evaluate_encoder(E, G, w_var, held_out, n=options.eval_n, psi_min=options.psi_min, grid_dir=out)
     for line in summary_lines(metrics):
         print(line, file=sys.stderr)
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     return save_encoder(out / FINAL, E.eval(), base.fingerprint, force=True, extra={
         "training_options": options.to_dict(), "steps": step, "seconds": round(seconds, 1), "metrics": metrics})
 
@@ -184,7 +167,3 @@ def _snapshot(x: torch.Tensor, rec: torch.Tensor, n_fake: int, out: Path, step: 
     idx = torch.cat([torch.arange(min(4, n_fake)), n_fake + torch.arange(min(4, x.shape[0] - n_fake))])
     (out / "samples").mkdir(exist_ok=True)
     save_grid(torch.cat([x[idx], rec[idx]]), out / "samples" / f"recon{step:07d}.png", cols=len(idx))
-
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode(), force=True)

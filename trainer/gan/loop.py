@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from gandapt.trainer.gan.loss import d_loss_with_r1, g_loss
 from gandapt.trainer.gan.options import BaseTrainOptions
 from gandapt.trainer.gan.state import (CHECKPOINT, TrainState, load_checkpoint, rng_state,
                                        save_checkpoint, set_rng_state)
+from gandapt.trainer.rundir import prepare_out, write_json
 
 GRID_SIZE = 64  # samples in each snapshot grid (8×8, fixed latents)
 
@@ -52,21 +52,6 @@ def _device(name: str) -> torch.device:
 
 
 RUN_FILES = ("checkpoint.pt", "model.pt", "log.jsonl", "metrics.jsonl", "training_options.json")
-
-
-def _prepare_out(out: Path, resume: bool, force: bool) -> None:
-    """Refuse to clobber an existing run unless asked (DESIGN §9)."""
-    if out.exists() and not out.is_dir():
-        raise GandaptError(f"--out {out} is a file; give a directory for the run")
-    if out.exists() and any(out.iterdir()) and not (resume or force):
-        raise GandaptError(f"--out {out} already holds a run; pass --resume to continue it or --force to start over")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):  # an atomic write cut short by a kill: never a valid file
-        stale.unlink()
-    if force and not resume:  # start over: nothing of the old run may be resumed or appended to
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "samples", ignore_errors=True)
 
 
 def load_images(path: str, resolution: Optional[int], strict: bool = False) -> torch.Tensor:
@@ -180,7 +165,7 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
         torch.set_num_threads(options.threads)
     images = load_images(options.data, options.resolution, options.strict)  # [N, 3, R, R] uint8; bad data fails first
     if info.is_main:
-        _prepare_out(out, resume, force)
+        prepare_out(out, resume, force, RUN_FILES)
     dist.barrier(info)
     resolution = images.shape[-1]
     options = _resolved(options, resolution)
@@ -219,7 +204,7 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
     dist.broadcast_module(D, info)
     grid_z = torch.randn(GRID_SIZE, G.z_dim, generator=torch.Generator().manual_seed(options.seed)).to(device)
     if info.is_main:
-        _write_json(out / "training_options.json", options.to_dict())
+        write_json(out / "training_options.json", options.to_dict())
 
     total = options.total_steps()
     local_batch = max(1, options.batch // info.world_size)
@@ -324,9 +309,6 @@ def _resolved(options: BaseTrainOptions, resolution: int) -> BaseTrainOptions:
     """Fill the dataset-dependent defaults so the saved options describe the run exactly."""
     return dataclasses.replace(options, resolution=resolution, channels=options.resolved_channels(resolution))
 
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2).encode(), force=True)
 
 
 def _log_step(log, progress, state: TrainState, losses: dict, dt: float, batch: int) -> None:
