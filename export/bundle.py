@@ -27,7 +27,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional
             domains=[{"name": d.name, "index": i, "method": d.meta.get("method"), "stages": list(d.stages)}
                      for i, d in enumerate(pack.domains.values())],
             precision=spec.precision, modconv=spec.modconv, opset=spec.opset, noise_mode=spec.noise_mode,
-            truncation_cutoff=spec.truncation_cutoff, graphs=graphs,
+            truncation_cutoff=spec.truncation_cutoff, graphs=graphs, plugin=_plugin_record(spec),
         )
         manifest.write(stage)
         Manifest.read(stage)  # the bundle we are about to publish must read back and verify
@@ -127,6 +127,15 @@ def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional
         shutil.rmtree(stage, ignore_errors=True)
     show.say(f"bundle {out} ready; export took {time.perf_counter() - t_start:.1f} s")
     return out
+
+
+def _plugin_record(spec: ExportSpec) -> Optional[Dict[str, Any]]:
+    """The manifest's ``plugin`` field: which TensorRT plugin (and version) the synthesis graph needs."""
+    if spec.modconv != "plugin":
+        return None
+    from gandapt.plugins_trt.modulated_conv.spec import PLUGIN_ID, VERSION
+
+    return {"name": PLUGIN_ID, "version": VERSION, "aot": True}
 
 
 def _export_graphs(G: Any, layout: Any, pack: DomainPack, spec: ExportSpec, stage: Path, show: _Progress) -> dict:

@@ -41,7 +41,8 @@ def _optional(module: str, function: str):
               help="Inversion encoder (.pt from gandapt-train encoder) to export as encoder.onnx; "
                    "default: the encoder stored in MODEL, if any.")
 @click.option("--modconv", type=click.Choice(FORMS), default="decomposed", show_default=True,
-              help="Modulated-conv form: decomposed (dynamic batch), grouped (fixed --batch), plugin (issue #8).")
+              help="Modulated-conv form: decomposed (dynamic batch), grouped (fixed --batch), plugin "
+                   "(one gandapt::ModulatedConv2d TensorRT plugin node per synthesis conv; fp32).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16 writes an explicitly typed float16 graph with float32 inputs and outputs.")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (18 or newer).")

@@ -242,19 +242,41 @@ def _device() -> Dict[str, Any]:
     return {"name": "unknown", "compute_capability": "unknown"}
 
 
+def plugin_versions(onnx_path: os.PathLike) -> List[str]:
+    """``domain::op@version`` of every plugin node (``plugin_version`` attribute, "1" when absent)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    found = set()
+    for n in model.graph.node:
+        if n.domain in _STANDARD_DOMAINS:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        version = attrs.get("plugin_version", b"1")
+        found.add(f"{n.domain}::{n.op_type}@{version.decode() if isinstance(version, bytes) else version}")
+    return sorted(found)
+
+
 def _register_plugins(trt, logger, plugins: Sequence[str]) -> None:
+    """Register TensorRT's own plugin library and, when ``plugins`` is not empty, gandapt's plugins.
+
+    ``plugins`` are ``domain::op`` or ``domain::op@version`` entries (an engine's metadata records the
+    versions, so an engine built for another plugin version is refused before it is deserialized).
+    """
     if hasattr(trt, "init_libnvinfer_plugins"):
         trt.init_libnvinfer_plugins(logger, "")  # TensorRT's own plugin library
+    if not plugins:
+        return
     try:
         mod = importlib.import_module("gandapt.plugins_trt")
     except ImportError:
         mod = None
     register = getattr(mod, "register_plugins", None)
-    if register is not None:
-        register()  # contract: registers gandapt's creators with TensorRT's global plugin registry
-    elif plugins:
+    if register is None:
         raise GandaptError(f"the graph has plugin nodes ({', '.join(plugins)}) but gandapt.plugins_trt registers no "
-                           "TensorRT plugins yet; export with --modconv decomposed")
+                           "TensorRT plugins; export with --modconv decomposed")
+    register(plugins)  # checks names and versions, then registers with TensorRT's global plugin registry
 
 
 def _write_manifest_engine(bundle: Path, manifest: Optional[Dict[str, Any]], graph: str, entry: Dict[str, Any]) -> None:
@@ -307,7 +329,11 @@ def build_engine(
         raise GandaptError(f"unknown precision {want!r}; use fp32 or fp16")
     if want == "fp32" and have == "fp16":
         raise GandaptError("the bundle's graph is fp16-typed; export an fp32 bundle for an fp32 engine")
-    plugins = plugin_ops(onnx_path)
+    plugins = plugin_versions(onnx_path)
+    if plugins:  # unknown plugins or another plugin version: refuse before TensorRT loads
+        from gandapt.plugins_trt import check_plugins
+
+        check_plugins(plugins)
 
     require_tensorrt()
     import tensorrt as trt

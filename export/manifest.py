@@ -7,7 +7,7 @@ writer read everything from here. Layout (``gandapt_bundle`` 1)::
      "source": {"path", "format", "fingerprint"},
      "config": GeneratorConfig.to_dict(), "layout": DomainLayout.to_dict() of the graph's stages,
      "stages": [...], "domains": [{"name", "index", "method", "stages"}],
-     "precision": "fp32"|"fp16", "modconv": "decomposed"|"grouped", "opset": 18,
+     "precision": "fp32"|"fp16", "modconv": "decomposed"|"grouped"|"plugin", "opset": 18,
      "noise_mode": "const", "truncation_cutoff": null|int,
      "graphs": {"mapping"|"synthesis"|"encoder": {"file", "inputs": [{"name", "dtype", "shape"}], "outputs": [...],
                 "batch": null|int, "bytes", "sha256",

@@ -46,8 +46,9 @@ class ExportSpec:
 
     Attributes:
         modconv: 'decomposed' (dynamic batch, constant conv weights; the default), 'grouped'
-            (per-sample kernels through a grouped conv; fixed batch ``batch``) or 'plugin' (the
-            ``gandapt::ModulatedConv2d`` node; arrives with issue #8).
+            (per-sample kernels through a grouped conv; fixed batch ``batch``) or 'plugin' (every synthesis
+            conv one ``gandapt::ModulatedConv2d`` node for TensorRT, see plugins_trt/modulated_conv/README.md;
+            dynamic batch; validated on CPU through onnxruntime-extensions).
         precision: 'fp32' or 'fp16'. fp16 graphs compute in float16 with float16 weights
             (explicitly typed, for TensorRT 11's strong typing) and keep float32 inputs and outputs,
             cast at the graph boundary, so every runtime feeds the same arrays.
@@ -63,7 +64,7 @@ class ExportSpec:
         seed: seed of the validation inputs.
 
     Raises:
-        GandaptError: an unknown form or precision, the plugin form, an opset out of range, bad batches.
+        GandaptError: an unknown form or precision, plugin + fp16, an opset out of range, bad batches.
     """
 
     modconv: str = "decomposed"
@@ -80,11 +81,11 @@ class ExportSpec:
     def __post_init__(self) -> None:
         if self.modconv not in FORMS:
             raise GandaptError(f"unknown modconv form {self.modconv!r}; use one of {', '.join(FORMS)}")
-        if self.modconv == "plugin":
-            raise GandaptError("the plugin form arrives with issue #8 (the gandapt::ModulatedConv2d TensorRT "
-                               "plugin); export with --modconv decomposed for now")
         if self.precision not in PRECISIONS:
             raise GandaptError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.modconv == "plugin" and self.precision == "fp16":
+            raise GandaptError("the plugin form is exported in fp32 only (its CPU check, onnxruntime-extensions, has no "
+                               "float16); export --precision fp32 and build an fp16 engine from it with TensorRT 10")
         if self.noise_mode not in NOISE_MODES:
             raise GandaptError(f"noise_mode {self.noise_mode!r} cannot be exported; use 'const'")
         check_opset(self.opset)
@@ -101,8 +102,8 @@ class ExportSpec:
 
     @property
     def dynamic_batch(self) -> bool:
-        """True when synthesis takes any batch size (decomposed); False for a fixed-batch graph."""
-        return self.modconv == "decomposed"
+        """True when synthesis takes any batch size (decomposed, plugin); False for a fixed-batch graph."""
+        return self.modconv in ("decomposed", "plugin")
 
     def graph_batch(self, graph: str) -> Optional[int]:
         """Fixed batch of ``graph``, or None when dynamic (only synthesis has modconv: mapping and the

@@ -27,10 +27,23 @@ from gandapt.layout import DomainLayout, full_layout
 
 
 def session(path: Path, threads: int = 2) -> Any:
-    """An onnxruntime CPU session for ``path`` (``threads`` intra-op threads)."""
+    """An onnxruntime CPU session for ``path`` (``threads`` intra-op threads).
+
+    A graph with ``gandapt::ModulatedConv2d`` nodes (the plugin form) runs through their CPU reference
+    registered with onnxruntime-extensions (:mod:`gandapt.plugins_trt.modulated_conv.ort_op`).
+    """
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
+    from gandapt.export.engine import plugin_ops
+
+    if plugin_ops(path):
+        from gandapt.plugins_trt import check_plugins
+        from gandapt.plugins_trt.modulated_conv.ort_op import session_options
+
+        check_plugins(plugin_ops(path))
+        opts = session_options(threads)
+    else:
+        opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3  # fp16 graphs log the Casts the CPU EP inserts; not news to the user
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -24,6 +24,9 @@ from gandapt.modconv import FORMS, modulated_conv2d
 from gandapt.resample import setup_filter, upsample2d
 
 NOISE_MODES = ("const", "random", "none")
+# "plugin": each synthesis conv is one gandapt::ModulatedConv2d node (gandapt.plugins_trt) when exported
+# to ONNX, and the decomposed form in eager mode; ToRGB layers keep the decomposed form.
+SYNTHESIS_FORMS = FORMS + ("plugin",)
 Slices = Dict[str, Tuple[int, int, Tuple[int, ...]]]
 
 
@@ -80,6 +83,8 @@ class SynthesisLayer(_ModulatedLayer):
     ) -> torch.Tensor:
         """Returns [N, O, R, R] where R is this layer's resolution."""
         styles = self._styles(w, domain)  # [N, I]
+        if self.modconv_form == "plugin":
+            return self._plugin_forward(x, styles, domain, noise_mode)
         # rosinality folds the equalized-lr gain into the kernel before demodulation; NVlabs omits it
         # (demodulation cancels it). Only the 1e-8 eps sees the difference.
         gain = self.weight_gain if self.variant == "rosinality" else 1.0
@@ -99,6 +104,37 @@ class SynthesisLayer(_ModulatedLayer):
             x = x + torch.randn(x.shape[0], 1, r, r, dtype=x.dtype, device=x.device) * self.noise_strength
         return bias_act(x, self.bias, lrelu=True, gain=SQRT2, clamp=self.conv_clamp)
 
+    def _plugin_forward(self, x: torch.Tensor, styles: torch.Tensor, domain: Optional[torch.Tensor],
+                        noise_mode: str) -> torch.Tensor:
+        """The whole layer as one ``gandapt::ModulatedConv2d`` node (absent domain terms become identity
+        constants with one row, which the node broadcasts over the batch)."""
+        from gandapt.plugins_trt.modulated_conv.onnx_node import modulated_conv2d_node
+        from gandapt.plugins_trt.modulated_conv.spec import Attributes
+
+        gain = self.weight_gain if self.variant == "rosinality" else 1.0
+        i, o, r = self.spec.in_channels, self.spec.out_channels, self.spec.resolution
+        r1_out = self._term(domain, "r1_out")
+        rank1 = r1_out is not None
+        in_scale = self._term(domain, "in_scale")
+        out_scale = self._term(domain, "out_scale")
+        if noise_mode == "const":
+            noise = (self.noise_const * self.noise_strength).reshape(1, 1, r, r)
+        elif noise_mode == "random":
+            noise = torch.randn(x.shape[0], 1, r, r, dtype=x.dtype, device=x.device) * self.noise_strength
+        else:
+            noise = x.new_zeros(1, 1, r, r)
+        attrs = Attributes(up=int(self.spec.up), demodulate=1, rank1=int(rank1), activation="lrelu", gain=SQRT2,
+                           clamp=-1.0 if self.conv_clamp is None else float(self.conv_clamp))
+        return modulated_conv2d_node(
+            x, self.weight * gain if gain != 1 else self.weight, styles,
+            in_scale if in_scale is not None else x.new_ones(1, i),
+            out_scale if out_scale is not None else x.new_ones(1, o),
+            r1_out * gain if rank1 else x.new_zeros(1, o),
+            self._term(domain, "r1_in") if rank1 else x.new_zeros(1, i),
+            self._term(domain, "r1_k") if rank1 else x.new_zeros(1, 3, 3),
+            noise.to(x.dtype), self.bias, attrs=attrs,
+        )
+
 
 class ToRGBLayer(_ModulatedLayer):
     """Modulated 1×1 conv without demodulation → bias (+ ``rgb_db``) → clamp."""
@@ -113,9 +149,10 @@ class ToRGBLayer(_ModulatedLayer):
             dw = dw * self.weight_gain if dw is not None else None
         else:  # … or on the styles (NVlabs); the same product either way
             styles = styles * self.weight_gain
+        form = "decomposed" if self.modconv_form == "plugin" else self.modconv_form  # no 1×1 plugin
         x = modulated_conv2d(
             x, weight, styles, demodulate=False,
-            weight_delta=dw[:, :, :, None, None] if dw is not None else None, form=self.modconv_form,
+            weight_delta=dw[:, :, :, None, None] if dw is not None else None, form=form,
         )
         db = self._term(domain, "rgb_db")
         if db is not None:
@@ -190,9 +227,9 @@ class SynthesisNetwork(nn.Module):
         return self.layout
 
     def set_modconv_form(self, form: str) -> None:
-        """Select the modulated-conv form ('reference', 'decomposed', 'grouped') for every layer."""
-        if form not in FORMS:
-            raise ValueError(f"unknown modconv form {form!r}; use one of {', '.join(FORMS)}")
+        """Select the modulated-conv form ('reference', 'decomposed', 'grouped', 'plugin') for every layer."""
+        if form not in SYNTHESIS_FORMS:
+            raise ValueError(f"unknown modconv form {form!r}; use one of {', '.join(SYNTHESIS_FORMS)}")
         for layer in self.layers:
             layer.modconv_form = form
 

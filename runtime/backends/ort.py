@@ -60,6 +60,23 @@ def session_options(threads: Optional[int]) -> Any:
     return opts
 
 
+def _plugin_options(opts: Any) -> Any:
+    """Add the CPU reference of ``gandapt::ModulatedConv2d`` (onnxruntime-extensions; needs torch).
+
+    A plugin-form bundle is meant for TensorRT; on onnxruntime its nodes run through the PyTorch
+    reference, which is correct but slow (for checking a bundle, not for live use).
+    """
+    try:
+        from gandapt.plugins_trt.modulated_conv.ort_op import register
+        from onnxruntime_extensions import get_library_path
+    except ImportError:
+        raise GandaptError("this bundle was exported with --modconv plugin (for TensorRT); onnxruntime runs it only "
+                           "with pip install 'gandapt[kernels]' and torch; or re-export with --modconv decomposed")
+    register()
+    opts.register_custom_ops_library(get_library_path())
+    return opts
+
+
 class _Slot:
     """Everything bound for one batch size: an IOBinding, host buffers, tiled copies of bound rows."""
 
@@ -94,8 +111,11 @@ class OrtBackend(Backend):
 
         super().__init__(graph, bundle.manifest.io_spec(graph))
         path = bundle.graph_file(graph)
+        opts = session_options(threads)
+        if graph == "synthesis" and bundle.manifest.modconv == "plugin":
+            opts = _plugin_options(opts)
         try:
-            self._session = ort.InferenceSession(str(path), session_options(threads),
+            self._session = ort.InferenceSession(str(path), opts,
                                                  providers=list(providers or default_providers()))
         except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             raise GandaptError(f"onnxruntime cannot load {path}: {one_line(e, 300)}") from None

@@ -103,11 +103,16 @@ def test_plugin_nodes_need_registered_plugins(tmp_path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("gandapt", 1)]),
               str(tmp_path / "p.onnx"))
     assert plugin_ops(tmp_path / "p.onnx") == ["gandapt::ModulatedConv2d"]
+    assert eng.plugin_versions(tmp_path / "p.onnx") == ["gandapt::ModulatedConv2d@1"]  # the parser's default
     fake_trt = types.SimpleNamespace()  # no init_libnvinfer_plugins: only gandapt's own hook matters here
-    if not hasattr(importlib.import_module("gandapt.plugins_trt"), "register_plugins"):
-        with pytest.raises(GandaptError, match="--modconv decomposed"):
-            eng._register_plugins(fake_trt, None, plugin_ops(tmp_path / "p.onnx"))
-    eng._register_plugins(fake_trt, None, [])  # a plain graph builds without plugins
+    eng._register_plugins(fake_trt, None, [])  # a plain graph builds without plugins (and without TensorRT)
+    with pytest.raises(GandaptError, match="version '2' but this gandapt provides version '1'"):
+        eng._register_plugins(fake_trt, None, ["gandapt::ModulatedConv2d@2"])  # an engine from another version
+    with pytest.raises(GandaptError, match="gandapt does not provide"):
+        eng._register_plugins(fake_trt, None, ["other::Op@1"])
+    if importlib.util.find_spec("tensorrt") is None:
+        with pytest.raises(GandaptError, match="TensorRT is not installed"):
+            eng._register_plugins(fake_trt, None, ["gandapt::ModulatedConv2d@1"])
     if HAS_RTX:
         with pytest.raises(GandaptError, match="TensorRT-RTX has no plugins"):
             check_with_tensorrt_rtx(tmp_path / "p.onnx")

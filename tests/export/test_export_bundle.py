@@ -124,7 +124,7 @@ def test_publish_replaces_old_bundle(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"modconv": "plugin"}, "the plugin form arrives with issue #8"),
+    ({"modconv": "plugin", "precision": "fp16"}, "the plugin form is exported in fp32 only"),
     ({"opset": 17}, "opset 17 is too old: the graphs need opset 18 or newer"),
     ({"opset": 999}, "opset 999 is newer than the installed onnx supports"),
     ({"precision": "int8"}, "unknown precision 'int8'"),

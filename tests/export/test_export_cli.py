@@ -61,7 +61,7 @@ def test_export_writes_a_bundle(files: Path) -> None:
 
 @pytest.mark.parametrize("args,needles", [
     (["--only", "a,zz"], ["unknown domain(s) 'zz' in --only; available: a, b"]),
-    (["--modconv", "plugin"], ["the plugin form arrives with issue #8"]),
+    (["--modconv", "plugin", "--precision", "fp16"], ["the plugin form is exported in fp32 only"]),
     (["--opset", "16"], ["opset 16 is too old", "opset 18 or newer"]),
     (["--domains", "other.safetensors"], ["made for a generator with another config"]),
     (["--domains", "missing.safetensors"], ["domain pack missing.safetensors not found"]),
