@@ -30,7 +30,7 @@ _SUMMARIES: Dict[str, str] = {
     "train": "Train a base StyleGAN2 or a domain adapter (issues #3-#6).",
     "export": "Export a model to an ONNX bundle (+ TensorRT engine, Triton repository).",
     "run": "Run a bundle on a camera, video or latent walk, switching domains live.",
-    "bench": "Benchmark backends and forms (issue #10).",
+    "bench": "Benchmark latency, domain switching, memory scaling and backends.",
 }
 
 
