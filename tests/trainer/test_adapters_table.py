@@ -31,6 +31,7 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4)
     text = md.read_text()
     assert "| domain-mod | sketch | 1 |" in text and "| unadapted | sketch | 0 |" in text and "N = 4" in text
+    assert "Not trained yet" not in text
     results = json.loads((out / "adaptation.json").read_text())["results"]
     assert {r["method"] for r in results} == {"unadapted", "domain-mod", "finetune"}
     dm = next(r for r in results if r["method"] == "domain-mod")
@@ -41,6 +42,11 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     stamp = (tmp_path / "work" / "runs" / "domain-mod-sketch-1shot" / "eval.json").stat().st_mtime_ns
     table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, train=False)
     assert (tmp_path / "work" / "runs" / "domain-mod-sketch-1shot" / "eval.json").stat().st_mtime_ns == stamp
+    # a run that is missing is listed as such, not silently dropped
+    import shutil
+    shutil.rmtree(tmp_path / "work" / "runs" / "finetune-sketch-1shot")
+    md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, train=False)
+    assert "Not trained yet (the command above trains them): finetune-sketch-1shot." in md.read_text()
 
 
 def _prep(data, work):
@@ -50,3 +56,11 @@ def _prep(data, work):
     if not dst.exists():
         transform_dataset("sketch", data, dst, progress=False)
     return {"sketch": dst}
+
+
+def test_plan_runs_every_one_shot_run_before_any_ten_shot_run():
+    runs = table.plan({t: None for t in table.TARGETS})
+    shots = [s for _, _, s in runs]
+    assert shots == sorted(shots) and len(runs) == len(set((r.label, t, s) for r, t, s in runs))
+    assert {(r.label, t) for r, t, s in runs if s == 1} == {(r.label, t) for r in table.ROWS for t in table.TARGETS}
+    assert {t for _, t, s in runs if s == 10} == set(table.TEN_SHOT_TARGETS)

@@ -170,3 +170,33 @@ def test_finetune_writes_a_new_base_model(target_dir, tmp_path, capsys):
     sb, st = base.G.state_dict(), tuned.G.state_dict()
     assert all(torch.equal(sb[k], st[k]) for k in sb if k.startswith("mapping."))
     assert any(not torch.equal(sb[k], st[k]) for k in sb if k.startswith("synthesis."))
+
+
+def test_encoder_inverted_sources_set_the_direction(target_dir, tmp_path):
+    """--encoder: the direction's source is G(E(target)) per reference; a foreign encoder is refused."""
+    from gandapt.checkpoint import save_encoder
+    from gandapt.encoder import Encoder, EncoderConfig
+    from gandapt.trainer.adapters.loop import inverted_sources
+    from gandapt.trainer.adapters.targets import load_targets
+
+    ck = gandapt.load(MODEL)
+    torch.manual_seed(0)
+    E = Encoder(EncoderConfig.for_generator(ck.config, head_dim=32, head_channels=8)).eval()
+    good, bad = tmp_path / "enc.pt", tmp_path / "other.pt"
+    save_encoder(good, E, ck.fingerprint)
+    save_encoder(bad, E, "g2:000000000000000000000000")
+    targets = load_targets(str(target_dir), ck.G.img_resolution)
+    with torch.no_grad():
+        src = inverted_sources(str(good), ck.G, ck.fingerprint, targets, "cpu")
+        want = ck.G.synthesis(E(targets), noise_mode="const")
+    assert src.shape == targets.shape and torch.allclose(src, want, atol=1e-6)
+    with pytest.raises(GandaptError, match="not this base model"):
+        inverted_sources(str(bad), ck.G, ck.fingerprint, targets, "cpu")
+    with pytest.raises(GandaptError, match="does not exist"):
+        inverted_sources(str(tmp_path / "none.pt"), ck.G, ck.fingerprint, targets, "cpu")
+    with pytest.raises(GandaptError, match="does not apply to --text"):
+        AdapterTrainOptions(method="domain-mod", text="sketch", encoder=str(good), out="z", **FAST)
+    out = tmp_path / "run"
+    train_adapter(AdapterTrainOptions(method="domain-mod", target=str(target_dir), out=str(out), encoder=str(good),
+                                      **{**FAST, "steps": 2}))
+    assert json.loads((out / "training_options.json").read_text())["encoder"] == str(good)

@@ -71,3 +71,20 @@ def test_mindthegap_terms():
     assert ref_loss(e_ref[None], e_ref) < 1e-6
     assert rec_loss(torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)) == pytest.approx(1.0)
     assert l2_to_identity(torch.tensor([2.0, 1.0]), torch.ones(2)) == pytest.approx(0.5)
+
+
+def test_directional_gradient_is_bounded_where_training_starts():
+    """At G_d = G the embedding change is exactly 0; the gradient must stay O(1/DELTA_EPS), not 1e7+
+    (which would swamp Adam's second moment and freeze every later step)."""
+    from gandapt.trainer.losses.directional import DELTA_EPS
+
+    torch.manual_seed(0)
+    e = torch.randn(4, 32)
+    direction = F.normalize(torch.randn(32), dim=0)
+    adapted = e.clone().requires_grad_(True)
+    directional_loss(adapted, e, direction).backward()
+    assert 0 < adapted.grad.norm() < 10 / DELTA_EPS
+    # away from the start the loss is the plain cosine
+    moved = e + 0.5 * direction
+    cos = F.cosine_similarity(F.normalize(moved, dim=-1) - F.normalize(e, dim=-1), direction[None], dim=-1)
+    assert torch.allclose(directional_loss(moved, e, direction), (1 - cos).mean(), atol=1e-6)

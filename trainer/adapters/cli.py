@@ -70,6 +70,12 @@ def _command(method: str) -> click.Command:
     @click.option("--lambda-direction", type=float, default=m.losses["direction"], help="NADA directional loss.")
     @click.option("--lambda-indomain", type=float, default=m.losses["indomain"], help="HDN in-domain angle loss.")
     @click.option("--lambda-l2", type=float, default=m.losses["l2"], help="L2 of the domain to identity.")
+    @click.option("--encoder", type=click.Path(), default=None,
+                  help="Inversion encoder of the base model (gandapt-train encoder): the image direction starts "
+                       "from the targets' own inversions G(E(target)) instead of random samples (MindTheGap), so "
+                       "the references' content does not leak into the domain.")
+    @click.option("--lambda-rec", type=click.FloatRange(min=0), default=0.0,
+                  help="MindTheGap reconstruction: G_d(E(x)) should render the reference x (needs --encoder).")
     @click.option("--truncation", type=click.FloatRange(0, 1), default=0.7, help="Truncation psi of the training latents.")
     @click.option("--seed", type=int, default=0)
     @click.option("--checkpoint-minutes", type=float, default=2.0)
@@ -134,20 +140,24 @@ def eval_domain(as_json: bool, **kwargs) -> None:
 @click.option("--out", default="benchmarks/results", type=click.Path(), help="Where adaptation.{md,json,png} go.")
 @click.option("--retrain", is_flag=True, help="Rerun every training run (default: train only missing runs).")
 @click.option("--no-train", is_flag=True, help="Only evaluate and render the runs already in --work.")
-@click.option("--n", "n_fid", type=click.IntRange(min=2), default=500, help="Images per FID/KID and P/R.")
+@click.option("--n", "n_fid", type=click.IntRange(min=2), default=250, help="Images per FID/KID and P/R.")
 @click.option("--paired-n", type=click.IntRange(min=1), default=128)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--encoder", type=click.Path(), default=None,
+              help="Inversion encoder of --model: image directions start from the targets' inversions (MindTheGap).")
 def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: bool, n_fid: int, paired_n: int,
-          threads) -> None:
+          threads, encoder) -> None:
     """Train and evaluate every method on the avatar targets; write the results table.
 
     \b
-    Each run has a fixed step budget (finetune/domain-mod/stylespace 200, genda 300); on 2 CPU
-    cores the whole table takes about 3 hours. Saved runs are reused, so rerunning only renders.
+    Each run has a fixed step budget (finetune/domain-mod/stylespace 150, genda 300): 1-shot runs on
+    every target, 10-shot runs on sketch. On 2 CPU cores a run takes about 4 minutes with its metrics,
+    the table about 1.3 hours. Saved runs and metrics are reused (a run whose options changed is
+    retrained), so rerunning only renders.
     """
     from gandapt.trainer.adapters.table import build_table
 
     with user_errors():
         path = build_table(model, data, work, out, retrain=retrain, train=not no_train, n_fid=n_fid,
-                           paired_n=paired_n, threads=threads)
+                           paired_n=paired_n, threads=threads, encoder=encoder)
     click.echo(f"wrote {path}")

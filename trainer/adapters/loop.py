@@ -190,7 +190,8 @@ def loss_weights(options: AdapterTrainOptions) -> dict:
     """Weights of the losses an objective returns (others are only logged)."""
     if options.method == "genda":
         return {"attribute": 1.0}
-    return {"direction": options.lambda_direction, "indomain": options.lambda_indomain, "l2": options.lambda_l2}
+    return {"direction": options.lambda_direction, "indomain": options.lambda_indomain, "l2": options.lambda_l2,
+            "rec": options.lambda_rec}
 
 
 def build_objective(options: AdapterTrainOptions, G, base, layout, emb, targets, device) -> Objective:
@@ -203,18 +204,60 @@ def build_objective(options: AdapterTrainOptions, G, base, layout, emb, targets,
         param = (TiedLayoutParam(layout, names, G.config.w_dim, G.num_ws) if options.variant == "shared"
                  else LayoutParam(layout, names))
         return GenDAObjective(param, emb, targets.to(device)).to(device)
-    # The target direction is fixed for the run (computed from a seeded source sample).
+    # The target direction is fixed for the run: from a seeded source sample, or from the targets' own
+    # inversions (then each reference's content cancels in the direction and only its style remains).
+    ref_ws = None
     if targets is not None:
         with torch.no_grad():
-            z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
-            source = G(z.to(device), truncation_psi=options.truncation)
+            if options.encoder is not None:
+                ref_ws = invert(options.encoder, base.fingerprint, targets.to(device), device)
+                source = _render(G, ref_ws)
+            else:
+                z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
+                source = G(z.to(device), truncation_psi=options.truncation)
         direction = image_direction(emb, source, targets.to(device))
     else:
         direction = text_direction(emb, options.source_text, options.text)
     weights = loss_weights(options)
+    refs = {"ref_ws": ref_ws, "ref_images": targets.to(device) if ref_ws is not None else None}
     if options.method == "finetune":
-        return DirectionalObjective(emb, direction, weights, None, G).to(device)
-    return DirectionalObjective(emb, direction, weights, LayoutParam(layout, method.select(layout, options.variant))).to(device)
+        return DirectionalObjective(emb, direction, weights, None, G, **refs).to(device)
+    return DirectionalObjective(emb, direction, weights, LayoutParam(layout, method.select(layout, options.variant)),
+                                **refs).to(device)
+
+
+def invert(encoder: str, fingerprint: str, targets: torch.Tensor, device) -> torch.Tensor:
+    """W+ inversions [N, num_ws, w_dim] of target images [N, 3, R, R] through the base model's encoder.
+
+    MindTheGap (Zhu et al. 2022, arXiv:2110.08398) takes the reference's GAN inversion G(w_ref) as the
+    source of its image direction (with a single reference, a direction from random samples also
+    carries whatever that one image's content differs in from the average) and asks G_d(w_ref) to
+    reconstruct the reference.
+
+    Raises:
+        GandaptError: the encoder is missing, unreadable, or made for another base model.
+    """
+    from pathlib import Path
+
+    from gandapt.checkpoint import load_encoder
+
+    if not Path(encoder).is_file():
+        raise GandaptError(f"--encoder {encoder} does not exist; train one with gandapt-train encoder, or use "
+                           "gandapt.samples.encoder() for the embedded model")
+    enc = load_encoder(encoder, device=str(device))
+    if enc.base_fingerprint != fingerprint:
+        raise GandaptError(f"--encoder {encoder} inverts into model {enc.base_fingerprint}, not this base model "
+                           f"({fingerprint}); pass the encoder trained for --model")
+    return torch.cat([enc.E(targets[i:i + 16]) for i in range(0, len(targets), 16)])
+
+
+def inverted_sources(encoder: str, G, fingerprint: str, targets: torch.Tensor, device) -> torch.Tensor:
+    """G(E(x)) [N, 3, R, R] for each target image x: the base-domain image nearest to each reference."""
+    return _render(G, invert(encoder, fingerprint, targets, device))
+
+
+def _render(G, ws: torch.Tensor) -> torch.Tensor:
+    return torch.cat([G.synthesis(ws[i:i + 16], noise_mode="const") for i in range(0, len(ws), 16)])
 
 
 def sparsify(vec: np.ndarray, param: LayoutParam, keep: float) -> np.ndarray:

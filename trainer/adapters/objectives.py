@@ -2,7 +2,8 @@
 
 * :class:`DirectionalObjective` — ``domain-mod``, ``stylespace`` (a layout slice) and ``finetune``
   (every synthesis weight: the full fine-tuning baseline): NADA directional loss + HDN in-domain
-  angle + L2 to identity (layout methods only).
+  angle + L2 to identity (layout methods only) + MindTheGap's reference reconstruction (with an
+  inversion encoder).
 * :class:`GenDAObjective` — GenDA (Yang et al. 2023, arXiv:2111.09876): an attribute adaptor
   w' = a ⊙ w + b on W+ (layout ``w_scale``/``w_shift``, per row or shared by all rows), the last
   ToRGB tuned (``rgb_dW``/``rgb_db``), trained against a lightweight attribute classifier φ on the
@@ -23,6 +24,7 @@ from gandapt.errors import GandaptError
 from gandapt.layout import DomainLayout
 from gandapt.trainer.adapters.param import LayoutParam
 from gandapt.trainer.losses.directional import directional_loss, indomain_angle_loss
+from gandapt.trainer.losses.mindthegap import rec_loss
 from gandapt.trainer.losses.regularizers import l2_to_identity
 
 
@@ -56,10 +58,17 @@ class DirectionalObjective(Objective):
     """
 
     def __init__(self, embedder: nn.Module, direction: torch.Tensor, weights: Dict[str, float],
-                 param: Optional[LayoutParam] = None, G: Optional[nn.Module] = None):
+                 param: Optional[LayoutParam] = None, G: Optional[nn.Module] = None,
+                 ref_ws: Optional[torch.Tensor] = None, ref_images: Optional[torch.Tensor] = None):
         super().__init__()
         self.embedder, self.param, self.weights = embedder, param, dict(weights)
         self.register_buffer("direction", direction)
+        # MindTheGap's reconstruction term: the references' inversions [M, num_ws, w_dim] must render as
+        # the references [M, 3, R, R] in the domain (a pixel anchor the embedder-space losses lack).
+        if self.weights.get("rec") and (ref_ws is None or ref_images is None):
+            raise GandaptError("the reconstruction loss needs the references' inversions: pass --encoder")
+        self.register_buffer("ref_ws", ref_ws if ref_ws is not None else torch.zeros(0))
+        self.register_buffer("ref_images", ref_images if ref_images is not None else torch.zeros(0))
         self.tuned = None
         if param is None:
             if G is None:
@@ -88,6 +97,9 @@ class DirectionalObjective(Objective):
             out["indomain"] = indomain_angle_loss(e_adapted, e_frozen)
         if self.weights.get("l2") and self.param is not None:
             out["l2"] = l2_to_identity(self.param.values, self.param.identity[self.param.index])
+        if self.weights.get("rec"):
+            ref = self.generator(G).synthesis(self.ref_ws, domain=self.domain(), noise_mode="const")
+            out["rec"] = rec_loss(ref, self.ref_images)
         return out
 
 

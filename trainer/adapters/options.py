@@ -42,6 +42,8 @@ class AdapterTrainOptions:
     lambda_l2: Optional[float] = None
     truncation: float = 0.7                      # ψ of the latents trained on
     n_source: int = 64                           # G samples whose mean embedding is the image direction's source
+    encoder: Optional[str] = None                # inversion encoder: the source becomes G(E(targets)) (MindTheGap)
+    lambda_rec: float = 0.0                      # MindTheGap reconstruction ‖G_d(E(x)) − x‖² (needs encoder)
     seed: int = 0
     checkpoint_minutes: float = 2.0
     sample_every: int = 0                        # before/after grid every N steps (0: only at the end)
@@ -67,6 +69,10 @@ class AdapterTrainOptions:
             raise GandaptError("--sparse applies to stylespace only")
         if self.shots is not None and self.shots < 1:
             raise GandaptError("--shots must be >= 1")
+        if self.encoder is not None and self.target is None:
+            raise GandaptError("--encoder inverts target images; it does not apply to --text targets")
+        if self.lambda_rec and self.encoder is None:
+            raise GandaptError("--lambda-rec reconstructs the references from their inversions: pass --encoder too")
 
     def resolved(self) -> "AdapterTrainOptions":
         """A copy with every None default replaced by the method's value."""

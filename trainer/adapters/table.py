@@ -22,6 +22,9 @@ from gandapt.errors import GandaptError
 from gandapt.io import atomic_write_bytes
 
 TARGETS = ("sketch", "ink", "painting")
+# 10-shot runs only on these targets: every run costs ~5 min on 2 CPU cores (200 steps + metrics), and the
+# 1-shot runs on every target already cover every method; 10-shot shows what more shots buy.
+TEN_SHOT_TARGETS = ("sketch",)
 HELD_OUT = 500  # the avatar set's last images: targets and FID sets, never seen by the base model's encoder
 
 
@@ -36,10 +39,10 @@ class Row:
 
 
 ROWS = (
-    Row("finetune", "finetune", {"steps": 200}),
-    Row("domain-mod", "domain-mod", {"steps": 200}),
-    Row("stylespace", "stylespace", {"steps": 200, "variant": "conv"}),
-    Row("stylespace-sparse", "stylespace", {"steps": 200, "variant": "conv", "sparse": 0.2}),
+    Row("finetune", "finetune", {"steps": 150}),
+    Row("domain-mod", "domain-mod", {"steps": 150}),
+    Row("stylespace", "stylespace", {"steps": 150, "variant": "conv"}),
+    Row("stylespace-sparse", "stylespace", {"steps": 150, "variant": "conv", "sparse": 0.2}),
     Row("genda", "genda", {"steps": 300}, shots=(1,)),
 )
 
@@ -71,24 +74,59 @@ def run_dir(work: Path, row: Row, target: str, shots: int) -> Path:
     return work / "runs" / f"{row.label}-{target}-{shots}shot"
 
 
+def plan(targets: Dict[str, Path]) -> List[Tuple[Row, str, int]]:
+    """Every (row, target, shots) run, one-shot runs first so a partial table covers every method."""
+    return [(row, target, shots) for n in (1, 10) for row in ROWS for target in targets
+            for shots in row.shots if shots == n and (shots == 1 or target in TEN_SHOT_TARGETS)]
+
+
 def train_runs(model: str, work: Path, targets: Dict[str, Path], retrain: bool = False,
-               embedder: str = "vgg", threads: Optional[int] = None) -> None:
-    """Train every run the work folder lacks (or all, with ``retrain``)."""
+               embedder: str = "vgg", threads: Optional[int] = None, n_fid: int = 250,
+               paired_n: int = 128, encoder: Optional[str] = None) -> None:
+    """Train every run the work folder lacks (or all, with ``retrain``), evaluating each right after."""
     from gandapt.trainer.adapters.loop import train_adapter
     from gandapt.trainer.adapters.options import AdapterTrainOptions
 
-    for row in ROWS:
-        for target, folder in targets.items():
-            for shots in row.shots:
-                out = run_dir(work, row, target, shots)
-                if (out / "model.pt").is_file() and not retrain:
-                    continue
-                print(f"training {out.name}", flush=True)
-                opts = AdapterTrainOptions(method=row.method, model=model, out=str(out), target=str(folder),
-                                           shots=shots, name=target, embedder=embedder, threads=threads,
-                                           progress=False, **row.options)
-                train_adapter(opts, force=True)
-                (out / "eval.json").unlink(missing_ok=True)
+    runs = plan(targets)
+    for i, (row, target, shots) in enumerate(runs):
+        out = run_dir(work, row, target, shots)
+        enc = None if row.method == "genda" else encoder  # genda has no image direction
+        opts = AdapterTrainOptions(method=row.method, model=model, out=str(out), target=str(targets[target]),
+                                   shots=shots, name=target, embedder=embedder, threads=threads,
+                                   encoder=enc, progress=False, **row.options)
+        if not (out / "model.pt").is_file() or retrain or _stale(out, opts):
+            print(f"[{i + 1}/{len(runs)}] training {out.name}", flush=True)
+            train_adapter(opts, force=True)
+            (out / "eval.json").unlink(missing_ok=True)
+        _evaluate_run(out, target, targets[target], n_fid, paired_n)
+
+
+def _stale(out: Path, opts) -> bool:
+    """True when the saved run was trained with other options than the table asks for now."""
+    saved_path = out / "training_options.json"
+    if not saved_path.is_file():
+        return True
+    saved = json.loads(saved_path.read_text())
+    ignore = {"out", "model", "progress", "threads", "checkpoint_minutes", "device"}
+    return any(saved.get(k) != v for k, v in opts.resolved().to_dict().items() if k not in ignore)
+
+
+def _evaluate_run(out: Path, target: str, folder: Path, n_fid: int, paired_n: int) -> dict:
+    """The run's metrics, computed once and cached in ``eval.json``."""
+    from gandapt.trainer.adapters.evaluate import evaluate_domain
+
+    if not _cached(out / "eval.json", n_fid, paired_n):
+        _write_json(out / "eval.json", evaluate_domain(str(out / "model.pt"), transform=target,
+                                                       target_set=str(folder), n_fid=n_fid, paired_n=paired_n))
+    return json.loads((out / "eval.json").read_text())
+
+
+def _cached(path: Path, n_fid: int, paired_n: int) -> bool:
+    """True when ``path`` holds metrics measured with these sample counts."""
+    if not path.is_file():
+        return False
+    r = json.loads(path.read_text())
+    return r.get("n_fake") == n_fid and r.get("paired_n") == paired_n
 
 
 def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, paired_n: int) -> List[dict]:
@@ -99,7 +137,7 @@ def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, 
     results = []
     for target, folder in targets.items():
         cache = work / "runs" / f"unadapted-{target}.json"
-        if not cache.is_file():
+        if not _cached(cache, n_fid, paired_n):
             r = evaluate_domain(model, base=model, transform=target, target_set=str(folder), n_fid=n_fid,
                                 paired_n=paired_n)
             _write_json(cache, r)
@@ -111,10 +149,7 @@ def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, 
                 out = run_dir(work, row, target, shots)
                 if not (out / "model.pt").is_file():
                     continue
-                if not (out / "eval.json").is_file():
-                    _write_json(out / "eval.json", evaluate_domain(str(out / "model.pt"), transform=target,
-                                                                   target_set=str(folder), n_fid=n_fid,
-                                                                   paired_n=paired_n))
+                metrics = _evaluate_run(out, target, folder, n_fid, paired_n)
                 ck = gandapt.load(out / "model.pt", with_d=False)
                 adapter = ck.extra["adapter"]
                 if row.method == "finetune":
@@ -122,10 +157,20 @@ def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, 
                 else:
                     size = int(np.count_nonzero(adapter["values"].numpy() - _identity(ck, adapter))) * 4
                 results.append({"method": row.label, "target": target, "shots": shots,
-                                "steps": ck.extra["steps"], "train_seconds": ck.extra["train_seconds"],
+                                "steps": ck.extra["steps"], "train_seconds": _train_seconds(out, ck.extra),
                                 "trainable_params": int(adapter["trainable_params"]), "bytes_per_domain": size,
-                                **json.loads((out / "eval.json").read_text())})
+                                **metrics})
     return results
+
+
+def _train_seconds(out: Path, extra: dict) -> float:
+    """Steps × the median step time of the run's log: robust to other work sharing the CPU now and then
+    (the wall-clock total, ``extra['train_seconds']``, is not); the total when there is no log."""
+    log = out / "log.jsonl"
+    if not log.is_file():
+        return float(extra["train_seconds"])
+    dts = [json.loads(line)["sec_per_step"] for line in log.read_text().splitlines() if line.strip()]
+    return float(np.median(dts) * extra["steps"]) if dts else float(extra["train_seconds"])
 
 
 def _identity(ck, adapter) -> np.ndarray:
@@ -155,8 +200,11 @@ def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
     return (f"# Adaptation results\n\nBase model `{meta['model']}`; targets are held-out avatars through each "
             f"transform; FID/KID/precision/recall with N = {n} generated vs {n} target images; paired L1 on "
             f"[0, 1] over {meta['paired_n']} latents (ψ = 0.7) against T(G(w)); quality/diversity with the "
-            f"VGG19 style embedder. Machine: {meta['machine']}. Regenerate with `{meta['command']}`.\n\n"
-            + head + "\n".join(lines) + "\n")
+            f"VGG19 style embedder; train s = steps × median step time. Machine: {meta['machine']}. "
+            f"Regenerate with `{meta['command']}`.\n\n"
+            + head + "\n".join(lines) + "\n"
+            + (f"\nNot trained yet (the command above trains them): {', '.join(meta['missing'])}.\n"
+               if meta.get("missing") else ""))
 
 
 def render_figure(model: str, work: Path, targets: Dict[str, Path], path: Path, n: int = 6) -> None:
@@ -195,7 +243,8 @@ def _uint8(x) -> np.ndarray:
 
 
 def build_table(model: str, data: str, work: str, out: str = "benchmarks/results", retrain: bool = False,
-                train: bool = True, n_fid: int = 500, paired_n: int = 128, threads: Optional[int] = None) -> Path:
+                train: bool = True, n_fid: int = 250, paired_n: int = 128, threads: Optional[int] = None,
+                encoder: Optional[str] = None) -> Path:
     """Train what is missing (unless ``train`` is False), evaluate, and write the table files.
 
     Returns:
@@ -209,12 +258,17 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     targets = prepare_targets(Path(data), work_p)
     t0 = time.perf_counter()
     if train:
-        train_runs(model, work_p, targets, retrain=retrain, threads=threads)
+        train_runs(model, work_p, targets, retrain=retrain, threads=threads, n_fid=n_fid, paired_n=paired_n,
+                   encoder=encoder)
     results = evaluate_runs(model, work_p, targets, n_fid, paired_n)
     meta = {"model": str(model), "data": str(data), "n_fid": n_fid, "paired_n": paired_n,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
-            "command": f"gandapt-train table --model {model} --data {data} --work {work}",
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "encoder": encoder,
+            "command": f"gandapt-train table --model {model} --data {data} --work {work}"
+                       + (f" --encoder {encoder}" if encoder else ""),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "missing": [run_dir(work_p, row, target, shots).name for row, target, shots in plan(targets)
+                        if not (run_dir(work_p, row, target, shots) / "model.pt").is_file()]}
     out_p.mkdir(parents=True, exist_ok=True)
     _write_json(out_p / "adaptation.json", {"meta": meta, "results": results})
     atomic_write_bytes(out_p / "adaptation.md", render_markdown(results, meta).encode(), force=True)

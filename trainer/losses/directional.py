@@ -44,6 +44,9 @@ def text_direction(embedder: Embedder, source: str, target: str) -> torch.Tensor
     return F.normalize(e[1] - e[0], dim=0)
 
 
+DELTA_EPS = 1e-2
+
+
 def directional_loss(e_adapted: torch.Tensor, e_frozen: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     """1 − cos(n(e_adapted) − n(e_frozen), direction), averaged over the batch.
 
@@ -53,7 +56,11 @@ def directional_loss(e_adapted: torch.Tensor, e_frozen: torch.Tensor, direction:
         direction: [dim] or [N, dim] unit target direction.
     """
     delta = F.normalize(e_adapted, dim=-1) - F.normalize(e_frozen, dim=-1)
-    return (1 - F.cosine_similarity(delta, direction.expand_as(delta), dim=-1, eps=1e-8)).mean()
+    # At the start G_d = G, so delta is exactly 0 and the cosine's gradient grows like 1/max(|delta|, eps):
+    # with eps = 1e-8 the first steps' gradients (~1e7) swamp Adam's second-moment estimate and freeze
+    # every later update. An eps of DELTA_EPS (unit-normalised embeddings move by ~0.05-0.5 when adapted)
+    # makes the start a linear pull along the direction instead.
+    return (1 - F.cosine_similarity(delta, direction.expand_as(delta), dim=-1, eps=DELTA_EPS)).mean()
 
 
 def indomain_angle_loss(e_adapted: torch.Tensor, e_frozen: torch.Tensor) -> torch.Tensor:
