@@ -1,0 +1,225 @@
+"""The training loop behind ``gandapt-train hyperdomainnet|dynagan``.
+
+The base generator stays frozen; the hypernetwork trains over all the run's domains at once. The run
+writes ``model.pt`` (the base G + D in gandapt's native format, ``extra['hypernet']`` — the
+hypernetwork, see :mod:`.model` — and ``extra['domain_pack']`` with the trained domains' exact
+tensors) plus ``domains.safetensors``. Like the single-domain loop (:mod:`gandapt.trainer.adapters.loop`):
+a progress bar, atomic checkpoints every ``checkpoint_minutes``, ``--resume``, refusal to reuse
+``--out`` without ``--resume``/``--force``, and a NaN loss stops the run keeping the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+from torch.nn import functional as F
+
+from gandapt.checkpoint import load as load_model
+from gandapt.checkpoint import save_native
+from gandapt.errors import GandaptError
+from gandapt.io import atomic_path, atomic_write_bytes
+from gandapt.pack import Domain, DomainPack, pack_bytes
+from gandapt.trainer.adapters.loop import _embedder
+from gandapt.trainer.adapters.targets import load_targets
+from gandapt.trainer.gan.grid import save_grid
+from gandapt.trainer.gan.loop import _device, _StopRequest, _truncate_log
+from gandapt.trainer.losses.directional import mean_embedding
+from gandapt.trainer.multidomain.hypernets import DynaGANHyperNet, HDNMapper
+from gandapt.trainer.multidomain.model import STAGES, hypernet_state
+from gandapt.trainer.multidomain.objectives import DynaGANObjective, HDNObjective, augmented_bank
+from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
+from gandapt.trainer.rundir import prepare_out, write_json
+
+CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
+RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
+RUN_FORMAT = "gandapt.multidomain-run"
+AUG_COPIES = 4  # DynaGAN's augmented copies per reference
+
+
+def load_target_sets(options: MultiDomainTrainOptions, resolution: int) -> List[torch.Tensor]:
+    """Each domain's images [N_k, 3, R, R] in [-1, 1]; a bad folder names its domain."""
+    sets = []
+    for name, folder in zip(options.domain_names(), options.targets):
+        try:
+            sets.append(load_targets(folder, resolution, options.shots))
+        except GandaptError as err:
+            raise GandaptError(f"domain {name!r}: {err}") from None
+    return sets
+
+
+@torch.no_grad()
+def conditionings(options, G, emb, target_sets, device):
+    """(t [K, dim], s [dim]): target and source embeddings (module docstring of :mod:`.objectives`)."""
+    if options.texts:
+        e = F.normalize(emb.encode_text([options.source_text, *options.texts]), dim=-1)
+        source, conds = e[0], e[1:]
+    else:
+        z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
+        source = mean_embedding(emb, G(z.to(device), truncation_psi=options.truncation))
+        conds = torch.stack([mean_embedding(emb, t.to(device)) for t in target_sets])
+    same = [n for n, c in zip(options.domain_names(), conds) if (c - source).norm() < 1e-8]
+    if same:
+        raise GandaptError(f"domain(s) {', '.join(same)} embed exactly like the source; nothing to adapt towards")
+    return conds, source
+
+
+def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_sets, device):
+    """(objective, stored conditionings [K, E], stored source or None)."""
+    conds, source = conditionings(options, G, emb, target_sets, device)
+    if options.method == "hyperdomainnet":
+        net = HDNMapper(conds.shape[1], layout, hidden=options.hidden, depth=options.depth)
+        weights = {"direction": options.lambda_direction, "indomain": options.lambda_indomain,
+                   "tt": options.lambda_tt, "norm": options.lambda_norm}
+        return HDNObjective(net, emb, conds, source, weights, options.mixing).to(device), conds, source
+    k = len(target_sets)
+    net = DynaGANHyperNet(k, layout, hidden=options.hidden)
+    augs = augmented_bank(emb, [t.to(device) for t in target_sets], AUG_COPIES,
+                          torch.Generator().manual_seed(options.seed + 3))
+    weights = {"direction": options.lambda_direction, "contrast": options.lambda_contrast, "id": options.lambda_id}
+    obj = DynaGANObjective(net, emb, conds, augs, source, weights, options.temperature).to(device)
+    return obj, torch.eye(k), None
+
+
+def loss_weights(options: MultiDomainTrainOptions) -> dict:
+    return {"direction": options.lambda_direction, "indomain": options.lambda_indomain, "tt": options.lambda_tt,
+            "norm": options.lambda_norm, "contrast": options.lambda_contrast, "id": options.lambda_id}
+
+
+def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, force: bool = False,
+                      on_step: Optional[Callable[[int], None]] = None) -> Path:
+    """Train a multi-domain hypernetwork for a frozen base model.
+
+    Args:
+        options: the run's settings (method defaults fill what is None).
+        resume: continue the run in ``options.out`` from its checkpoint.
+        force: start over in an existing ``options.out``.
+        on_step: called with the step number after each completed step.
+
+    Returns:
+        Path of ``out/model.pt``.
+    """
+    options = options.resolved()
+    out = Path(options.out)
+    device = _device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    base = load_model(options.model, device=device)
+    G = base.G.eval().requires_grad_(False)
+    layout = G.synthesis.set_domain_stages(STAGES[options.method])
+    emb = _embedder(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
+    target_sets = load_target_sets(options, G.img_resolution) if options.targets else []
+    prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
+
+    objective, conds, source = build_objective(options, G, layout, emb, target_sets, device)
+    betas = (0.0, 0.99) if options.method == "dynagan" else (0.9, 0.999)
+    opt = torch.optim.Adam(objective.trainable(), lr=options.lr, betas=betas)
+    gen = torch.Generator().manual_seed(options.seed)
+    step, seconds = 0, 0.0
+    if resume:
+        state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+        changed = options.incompatible_with(MultiDomainTrainOptions.from_dict(state["options"]))
+        if changed:
+            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
+                               "use the same options or --force to start over")
+        if state["base_fingerprint"] != base.fingerprint:
+            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        objective.net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["rng"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        _truncate_log(out / "log.jsonl", step)
+    write_json(out / "training_options.json", options.to_dict())
+
+    def checkpoint() -> None:
+        state = {"gandapt_format": RUN_FORMAT, "net": {k: v.detach().cpu() for k, v in objective.net.state_dict().items()},
+                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+                 "options": options.to_dict(), "base_fingerprint": base.fingerprint}
+        with atomic_path(out / CHECKPOINT, force=True) as tmp:
+            torch.save(state, tmp)
+
+    weights = loss_weights(options)
+    progress = None
+    if options.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=options.steps, initial=step, unit="step", desc=options.method, dynamic_ncols=True)
+    log = (out / "log.jsonl").open("a")
+    last_ckpt = time.monotonic()
+    stop = _StopRequest()
+    try:
+        while step < options.steps and not stop.requested:
+            t0 = time.perf_counter()
+            z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
+            ws = G.mapping(z, truncation_psi=options.truncation)                  # [B, num_ws, w_dim]
+            losses = objective.losses(G, ws, gen)
+            loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
+            if not torch.isfinite(loss):
+                raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
+                                   f"checkpoint in {out} is kept; lower --lr and --resume or --force")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            dt = time.perf_counter() - t0
+            seconds += dt
+            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss": round(loss.item(), 6),
+                                  **{k: round(v.item(), 6) for k, v in losses.items()}}) + "\n")
+            log.flush()  # a killed run keeps every logged step (a resume trims those past its checkpoint)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
+                checkpoint()
+                last_ckpt = time.monotonic()
+            if on_step is not None:
+                on_step(step)
+    finally:
+        stop.restore()
+        if progress is not None:
+            progress.close()
+        log.close()
+    checkpoint()
+    if stop.requested:
+        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+    return _write_result(options, base, G, layout, objective, conds, source, step, seconds)
+
+
+def _write_result(options, base, G, layout, objective, conds, source, step, seconds) -> Path:
+    """domains.safetensors, samples.png and model.pt of a finished run."""
+    out = Path(options.out)
+    net = objective.net.eval()
+    names = options.domain_names()
+    with torch.no_grad():
+        vecs = net(conds.to(next(net.parameters()).device)).cpu().numpy()           # [K, D] method layout
+    n_params = sum(p.numel() for p in net.parameters())
+    domains = [Domain.from_vector(name, layout, vecs[i], meta={
+        "method": options.method, "target": (options.targets or options.texts)[i], "shots": options.shots,
+        "embedder": options.embedder, "steps": step, "trainable_params": n_params,
+        "train_seconds": round(seconds, 1), "domains_in_model": len(names)}) for i, name in enumerate(names)]
+    pack = DomainPack(domains, base.config, base.fingerprint, meta={"made_by": f"gandapt-train {options.method}"})
+    data = pack_bytes(pack)
+    atomic_write_bytes(out / PACK, data, force=True)
+    _grid(G, torch.from_numpy(vecs), options, out / "samples.png")
+    G.synthesis.set_domain_stages()  # back to the full layout before saving
+    emb_info = {"name": options.embedder, "clip": options.clip, "clip_arch": options.clip_arch,
+                "clip_config": options.clip_config}
+    extra = {"domain_pack": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+             "hypernet": hypernet_state(options.method, net, names, conds, source, emb_info),
+             "adapter": {"method": options.method, "trainable_params": n_params},
+             "base": {"path": str(options.model), "format": base.format, "fingerprint": base.fingerprint},
+             "training_options": options.to_dict(), "steps": step, "train_seconds": round(seconds, 1)}
+    return save_native(out / FINAL, G, base.D, extra=extra, force=True)
+
+
+@torch.no_grad()
+def _grid(G, vecs: torch.Tensor, options: MultiDomainTrainOptions, path: Path, n: int = 6) -> None:
+    """One row for the base model, then one per trained domain, same latents."""
+    device = G.mapping.parameters().__next__().device
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 2)).to(device)
+    ws = G.mapping(z, truncation_psi=options.truncation)
+    rows = [G.synthesis(ws, noise_mode="const")]
+    rows += [G.synthesis(ws, domain=v[None].to(device), noise_mode="const") for v in vecs]
+    save_grid(torch.cat(rows), path, cols=n)

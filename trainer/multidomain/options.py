@@ -1,0 +1,125 @@
+"""Options of a multi-domain hypernetwork run (frozen; the resolved copy is saved with the run)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from gandapt.errors import GandaptError
+
+RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "device"})
+
+# method -> defaults. HDN's multi-domain configs use lr 5e-5 for 10k steps at 1024 px (methods.md
+# §2.3); a few hundred CPU steps need a larger step: 2e-4 moves d about as fast per step as
+# domain-mod's lr 0.02 on d itself. DynaGAN: Adam lr 0.002, betas (0, 0.99), batch 4 (§4.2).
+DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "hyperdomainnet": {"steps": 400, "batch": 4, "lr": 2e-4, "hidden": 256, "depth": 2,
+                       "lambda_direction": 1.0, "lambda_indomain": 0.0, "lambda_tt": 0.4, "lambda_norm": 0.5,
+                       "lambda_contrast": 0.0, "lambda_id": 0.0, "mixing": 0.5},
+    "dynagan": {"steps": 400, "batch": 4, "lr": 2e-3, "hidden": 128, "depth": 2,
+                "lambda_direction": 1.0, "lambda_indomain": 0.0, "lambda_tt": 0.0, "lambda_norm": 0.0,
+                "lambda_contrast": 1.0, "lambda_id": 0.0, "mixing": 0.0},
+}
+METHODS = tuple(DEFAULTS)
+
+
+@dataclass(frozen=True)
+class MultiDomainTrainOptions:
+    """Everything that defines a ``gandapt-train hyperdomainnet|dynagan`` run (CLI flags mirror it).
+
+    Fields left as None take the method's :data:`DEFAULTS`; :meth:`resolved` fills them in.
+    """
+
+    method: str                                  # hyperdomainnet | dynagan
+    model: str                                   # frozen base model (any checkpoint format)
+    out: str                                     # run directory
+    targets: Tuple[str, ...] = ()                # one image folder per domain
+    texts: Tuple[str, ...] = ()                  # or one prompt per domain (hyperdomainnet, needs CLIP)
+    names: Tuple[str, ...] = ()                  # domain names (default: folder names / prompts)
+    shots: Optional[int] = None                  # use the first N images of each folder
+    source_text: str = "photo"                   # source prompt of the text directions
+    embedder: str = "vgg"                        # vgg | disc | inception | clip
+    clip: Optional[str] = None                   # local open_clip checkpoint
+    clip_arch: str = "ViT-B-32"
+    clip_config: Optional[str] = None
+    steps: Optional[int] = None
+    batch: Optional[int] = None
+    lr: Optional[float] = None
+    hidden: Optional[int] = None                 # hypernetwork width
+    depth: Optional[int] = None                  # HDN: backbone blocks (1 = one linear layer)
+    lambda_direction: Optional[float] = None     # NADA / MindTheGap-across direction loss
+    lambda_indomain: Optional[float] = None      # HDN in-domain angle
+    lambda_tt: Optional[float] = None            # HDN target-target direction
+    lambda_norm: Optional[float] = None          # HDN domain-norm (offsets_l2)
+    lambda_contrast: Optional[float] = None      # DynaGAN contrastive adaptation
+    lambda_id: Optional[float] = None            # DynaGAN identity (0: as released, see objectives.py)
+    mixing: Optional[float] = None               # HDN: fraction of samples on a random convex mix of domains
+    temperature: float = 1.0                     # DynaGAN contrastive temperature
+    truncation: float = 0.7
+    n_source: int = 64                           # G samples whose mean embedding is the source
+    seed: int = 0
+    checkpoint_minutes: float = 2.0
+    threads: Optional[int] = None
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets or ()))
+        object.__setattr__(self, "texts", tuple(self.texts or ()))
+        object.__setattr__(self, "names", tuple(self.names or ()))
+        if self.method not in DEFAULTS:
+            raise GandaptError(f"unknown multi-domain method {self.method!r}; choose from {', '.join(METHODS)}")
+        if bool(self.targets) == bool(self.texts):
+            raise GandaptError("give the domains either as --target FOLDER (repeated) or as --text PROMPT "
+                               "(repeated, needs --clip), not both or neither")
+        if self.texts and self.method == "dynagan":
+            raise GandaptError("dynagan adapts to target images (one-hot domain codes); give --target folders")
+        if self.texts and not self.clip:
+            raise GandaptError("text domains need CLIP: pass --clip PATH (a local open_clip checkpoint); "
+                               "without CLIP give image folders with --target")
+        if self.texts and self.embedder != "clip":
+            object.__setattr__(self, "embedder", "clip")  # only CLIP embeds text
+        given = self.targets or self.texts
+        keys = [str(Path(t).resolve()) for t in self.targets] if self.targets else [t.strip().lower() for t in self.texts]
+        dup = sorted({given[i] for i, k in enumerate(keys) if keys.index(k) != i})
+        if dup:
+            raise GandaptError(f"duplicate domain(s) {', '.join(map(repr, dup))}; list each domain once")
+        if len(given) < 2:
+            raise GandaptError(f"{self.method} learns several domains at once and needs at least 2 (got "
+                               f"{len(given)}); for one domain use gandapt-train domain-mod")
+        if self.names and len(self.names) != len(given):
+            raise GandaptError(f"--name given {len(self.names)} times for {len(given)} domains; give one per domain")
+        names = self.domain_names()
+        if len(set(names)) != len(names):
+            raise GandaptError(f"duplicate domain names {names}; pass a distinct --name per domain")
+        if self.shots is not None and self.shots < 1:
+            raise GandaptError("--shots must be >= 1")
+        if self.mixing is not None and not 0 <= self.mixing <= 1:
+            raise GandaptError(f"--mixing must lie in [0, 1], got {self.mixing}")
+
+    def resolved(self) -> "MultiDomainTrainOptions":
+        """A copy with every None default replaced by the method's value."""
+        fill = DEFAULTS[self.method]
+        return dataclasses.replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+
+    def domain_names(self) -> Tuple[str, ...]:
+        if self.names:
+            return self.names
+        if self.targets:
+            return tuple(Path(t).name or str(t) for t in self.targets)
+        return tuple(t.strip().replace(" ", "_").replace("/", "_") for t in self.texts)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MultiDomainTrainOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+
+    def incompatible_with(self, other: "MultiDomainTrainOptions") -> Tuple[str, ...]:
+        a, b = self.to_dict(), other.to_dict()
+        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))
