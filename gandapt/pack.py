@@ -8,7 +8,9 @@ safetensors metadata (str -> str) carries:
 - ``base_fingerprint``: :func:`gandapt.fingerprint.fingerprint` of the base generator, or ``''``;
 - ``base_config``: ``GeneratorConfig.to_dict()`` as JSON;
 - ``domains``: JSON ``{name: per-domain meta}`` in pack order (a domain with no tensors is the identity);
-- ``meta``: JSON pack-level meta.
+- ``meta``: JSON pack-level meta. A pack whose domains only work on a model derived from another one
+  (Domain Expansion's expanded base) says so under :data:`REQUIRES_BASE`:
+  ``{'kind': 'expanded', 'fingerprint': <that model>, 'parent_fingerprint': <the model it came from>, ...}``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from gandapt.layout import LAYOUT_VERSION, STAGES, DomainLayout, full_layout, st
 PACK_FORMAT = "gandapt.domain-pack"
 PACK_FORMAT_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own header limit
+REQUIRES_BASE = "requires_base"  # pack meta key: the (derived) base model the domains need
 
 PathLike = Union[str, os.PathLike]
 
@@ -402,6 +405,14 @@ def check_compatible(pack: DomainPack, config: GeneratorConfig, fingerprint: Opt
     if pack.layout_version != LAYOUT_VERSION:
         raise DomainError(f"{label} uses domain layout version {pack.layout_version} but this gandapt uses "
                           f"{LAYOUT_VERSION}; use a pack written by this gandapt version")
+    needs = pack.meta.get(REQUIRES_BASE)
+    if isinstance(needs, dict) and needs.get("fingerprint") and needs.get("fingerprint") != fingerprint:
+        parent = needs.get("parent_fingerprint")
+        why = (f"this model {fingerprint} is the original it was expanded from" if fingerprint and fingerprint == parent
+               else f"this model is {fingerprint or 'of unknown fingerprint'}")
+        raise DomainError(f"{label} holds {needs.get('kind', 'derived')}-base domains ({needs.get('method', '?')}) that "
+                          f"only work on the {needs.get('kind', 'derived')} base model {needs['fingerprint']}, but {why}; "
+                          f"load that model ({needs.get('model') or 'the model.pt of the same run'}) instead")
     if pack.base_fingerprint and fingerprint and pack.base_fingerprint != fingerprint:
         raise DomainError(f"{label} was made for base model {pack.base_fingerprint} but this model is "
                           f"{fingerprint}; use a pack trained for this model")

@@ -155,6 +155,23 @@ def test_check_compatible(tmp_path, cfg, pack):
         check_compatible(loaded, cfg, FP)
 
 
+def test_check_compatible_refuses_a_derived_base_pack_on_its_parent(tmp_path, cfg):
+    expanded = "g2:eeeeeeeeeeeeeeeeeeeeeeee"
+    shift = np.zeros((cfg.num_ws, cfg.w_dim), np.float32)
+    shift[:, 0] = 3.0
+    needs = {"kind": "expanded", "fingerprint": expanded, "parent_fingerprint": FP, "method": "expansion",
+             "model": "runs/x/model.pt"}
+    pack = DomainPack([Domain("new", {"w_shift": shift})], cfg, expanded, {"requires_base": needs})
+    save_pack(pack, tmp_path / "e.safetensors")
+    loaded = load_pack(tmp_path / "e.safetensors")
+    check_compatible(loaded, cfg, expanded)  # the expanded model itself is fine
+    with pytest.raises(DomainError, match=f"only work on the expanded base model {expanded}, but this model {FP} "
+                                          r"is the original it was expanded from; load that model \(runs/x/model.pt\)"):
+        check_compatible(loaded, cfg, FP)
+    with pytest.raises(DomainError, match="expanded-base domains .* this model is g2:other"):
+        check_compatible(loaded, cfg, "g2:other")
+
+
 def _header(path):
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
