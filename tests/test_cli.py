@@ -1,4 +1,4 @@
-"""Console scripts: help, the pending commands, and one-line user errors from gandapt-inspect."""
+"""Console scripts: help, and one-line user errors (inspect, run, export, bench)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from gandapt.errors import GandaptError
 BIN = Path(sys.executable).parent
 SCRIPTS = ["gandapt", "gandapt-train", "gandapt-export", "gandapt-run", "gandapt-bench", "gandapt-inspect",
            "gandapt-generate"]
-PENDING = {"gandapt-bench": "issue #10"}
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -55,15 +54,17 @@ def test_group_lists_and_runs_every_command(tmp_path: Path) -> None:
     assert run("gandapt", "--version", cwd=tmp_path).stdout.strip() == "gandapt, version 0.1.0"
 
 
-@pytest.mark.parametrize("script", sorted(PENDING))
-@pytest.mark.parametrize("args", [(), ("something", "--option", "1")])
-def test_pending_commands_say_when_they_arrive(script: str, args: tuple, tmp_path: Path) -> None:
-    proc = run(script, *args, cwd=tmp_path)
-    assert_one_line_error(proc, 2, script, f"arrives with {PENDING[script]}")
-
-
-def test_pending_subcommand_of_group(tmp_path: Path) -> None:
-    assert_one_line_error(run("gandapt", "bench", "--backend", "onnxruntime", cwd=tmp_path), 2, "gandapt bench", "issue #10")
+@pytest.mark.parametrize("script,args,needle", [
+    ("gandapt-bench", ("--only", "nope"), "nope"),
+    ("gandapt", ("bench", "--only", "nope"), "nope"),
+    ("gandapt-bench", ("--threads", "0"), "--threads"),
+])
+def test_bench_bad_options_are_one_line(script: str, args: tuple, needle: str, tmp_path: Path) -> None:
+    proc = run(script, *args, "--out", str(tmp_path / "results"), cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("Error: ") and needle in lines[-1], proc.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_run_bundle_errors_say_what_to_pass(tmp_path: Path, monkeypatch) -> None:
@@ -86,13 +87,8 @@ def test_export_missing_model_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run("gandapt", "export", "m.pt", "--out", "b", cwd=tmp_path), 1, "m.pt")
 
 
-@pytest.mark.parametrize("method,issue", [("hyperdomainnet", "issue #6"), ("degan", "issue #6"), ("dynagan", "issue #6")])
-def test_pending_train_methods_say_when_they_arrive(method: str, issue: str, tmp_path: Path) -> None:
-    proc = run("gandapt-train", method, "--text", "sketch", cwd=tmp_path)
-    assert_one_line_error(proc, 2, f"gandapt-train {method}", f"arrives with {issue}")
-
-
-@pytest.mark.parametrize("sub", ["base", "data", "fid", "encoder", "eval-encoder", "domain-mod", "stylespace", "genda", "finetune", "eval", "table"])
+@pytest.mark.parametrize("sub", ["base", "data", "fid", "encoder", "eval-encoder", "domain-mod", "stylespace", "genda",
+                                 "finetune", "eval", "table", "expansion", "degan", "hyperdomainnet", "dynagan"])
 def test_train_subcommands_have_help(sub: str, tmp_path: Path) -> None:
     proc = run("gandapt-train", sub, "--help", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.startswith(f"Usage: gandapt-train {sub} "), proc.stderr

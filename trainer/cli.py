@@ -1,4 +1,4 @@
-"""``gandapt-train``: datasets, base StyleGAN2 training, metrics, and (with later issues) adapters.
+"""``gandapt-train``: datasets, base StyleGAN2 training, metrics, domain adapters and the results table.
 
 Subcommands are imported only when invoked, so ``gandapt-train --help`` stays fast and torch-free.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import click
 
-from gandapt.cli.errors import pending_command
 from gandapt.cli.main import LazyGroup
 
 # name -> "module:attribute" of the click command that implements it
@@ -23,14 +22,10 @@ COMMANDS = {
     "finetune": "gandapt.trainer.adapters.cli:finetune",
     "eval": "gandapt.trainer.adapters.cli:eval_domain",
     "table": "gandapt.trainer.adapters.cli:table",
-}
-
-# Adapter methods and the issue that brings each (DESIGN §7).
-PENDING = {
-    "hyperdomainnet": ("issue #6", "Text/image-conditioned hypernetwork predicting domain-modulation vectors."),
-    "dynagan": ("issue #6", "Multi-domain rank-1 hypernetwork."),
-    "expansion": ("issue #6", "Domain Expansion: repurpose dormant latent directions."),
-    "degan": ("issue #6", "Domain encoder: one reference image in, one domain out."),
+    "expansion": "gandapt.trainer.expansion.cli:expansion",
+    "degan": "gandapt.trainer.degan.cli:degan",
+    "hyperdomainnet": "gandapt.trainer.multidomain.cli:hyperdomainnet",
+    "dynagan": "gandapt.trainer.multidomain.cli:dynagan",
 }
 
 SUMMARIES = {
@@ -45,7 +40,10 @@ SUMMARIES = {
     "finetune": "Full fine-tuning of the synthesis weights (writes a new base model).",
     "eval": "Measure a domain: paired error, FID/KID, precision/recall, quality/diversity.",
     "table": "Train and evaluate every method on the avatar targets; write the results table.",
-    **{name: f"{text} (arrives with {issue})" for name, (issue, text) in PENDING.items()},
+    "expansion": "Domain Expansion: new domains on dormant latent directions (writes an expanded base model).",
+    "degan": "DEGAN domain encoder: a reference image -> StyleSpace domain in one forward pass.",
+    "hyperdomainnet": "HyperDomainNet: one hypernetwork -> domain-modulation vectors for many image/text domains.",
+    "dynagan": "DynaGAN: multi-domain hypernetwork with exact rank-1 kernel residual + output scales.",
 }
 
 
@@ -65,10 +63,6 @@ def main() -> None:
       gandapt-train base --data data/avatars64 --out runs/base64 --kimg 300
       gandapt-train fid runs/base64/model.pt --data data/avatars64 --n 2000
     """
-
-
-for _name, (_issue, _text) in PENDING.items():
-    main.add_command(pending_command(_issue, "[OPTIONS]", help=f"{_text}\n\nArrives with {_issue}."), _name)
 
 
 if __name__ == "__main__":

@@ -41,36 +41,3 @@ def user_errors() -> Iterator[None]:
         raise click.ClickException(one_line(str(err)) or err.__class__.__name__) from None
     except _OS_ERRORS as err:
         raise click.ClickException(describe_os_error(err)) from None
-
-
-class NotAvailableYet(click.ClickException):
-    """A command whose implementation lands with a later issue; exits 2 with one line."""
-
-    exit_code = 2
-
-    def __init__(self, command: str, issues: str) -> None:
-        super().__init__(f"{command} is not available yet: it arrives with {issues}.")
-
-
-def pending_command(issues: str, arguments: str, help: str) -> click.Command:
-    """A click command that documents a coming command and, when run, says which issue brings it.
-
-    It takes any arguments, so a user trying the planned syntax gets the same one-line answer
-    instead of a usage error.
-
-    Args:
-        issues: where it arrives, e.g. ``"issue #7"``.
-        arguments: the planned positional arguments, for the usage line (``"MODEL OUT_DIR"``).
-        help: the ``--help`` text describing the planned command.
-    """
-
-    @click.command(
-        help=help,
-        context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]},
-    )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar=arguments)
-    @click.pass_context
-    def command(ctx: click.Context, args: tuple) -> None:
-        raise NotAvailableYet(ctx.command_path, issues)
-
-    return command
