@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,21 @@ def test_exception_mid_write_keeps_a_playable_file(tmp_path) -> None:
     assert len(_read_back(path)[1]) == 5
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT unblocked and at its default, whatever the test process set
+    (Python only installs its KeyboardInterrupt handler when it starts with SIGINT at SIG_DFL)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_state(pid: int) -> str:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return ", ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt", "State")))
+
+
 def test_ctrl_c_keeps_a_playable_file(tmp_path) -> None:
     """A real SIGINT to a process that is recording: the part written so far plays."""
     path = tmp_path / "out.mp4"
@@ -134,11 +150,14 @@ def test_ctrl_c_keeps_a_playable_file(tmp_path) -> None:
             print("written", sink.frames_written, flush=True)
     """)
     child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     try:
         assert child.stdout.readline().strip() == "ready"
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
+        try:
+            out, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the child ignored SIGINT for 60 s; its signal state: {_signal_state(child.pid)}")
     finally:
         child.kill()
     written = int(out.split()[-1])
