@@ -23,6 +23,19 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _finish(plt: Any, fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    """Labels, grid and legend shared by every plot; save atomically and free the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def write_plots(folder: Path, runs: List[Dict[str, Any]]) -> List[Path]:
     """The plots of the newest full (else quick) gandapt-bench run and of the newest GPU script run."""
     out: List[Path] = []
@@ -64,15 +77,7 @@ def latency_plot(sec: Dict[str, Any], run: Dict[str, Any], path: Path) -> Path:
     ax.set_xticks(sorted({r["resolution"] for r in sec["rows"]}))
     ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
     ax.get_yaxis().set_major_formatter(plt.matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.set_xlabel("resolution (px)")
-    ax.set_ylabel("p50 latency, batch 1 (ms)")
-    ax.set_title(_title(run, "Generator latency vs resolution"), fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _finish(plt, fig, ax, "resolution (px)", "p50 latency, batch 1 (ms)", _title(run, "Generator latency vs resolution"), path)
 
 
 def memory_plot(sec: Dict[str, Any], run: Dict[str, Any], path: Path) -> Path:
@@ -93,15 +98,7 @@ def memory_plot(sec: Dict[str, Any], run: Dict[str, Any], path: Path) -> Path:
     ax.plot([r["n"] for r in ff], [r["copies_bytes"] for r in ff], ":", color="C3", label="FFHQ-1024: N copies (computed)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("number of domains N")
-    ax.set_ylabel("bytes on disk")
-    ax.set_title(_title(run, "Memory vs number of domains"), fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _finish(plt, fig, ax, "number of domains N", "bytes on disk", _title(run, "Memory vs number of domains"), path)
 
 
 def gpu_plot(run: Dict[str, Any], path: Path) -> Path:
@@ -117,12 +114,4 @@ def gpu_plot(run: Dict[str, Any], path: Path) -> Path:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=f"{mode} {prec}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("resolution (px)")
-    ax.set_ylabel("p50 latency, batch 1 (ms)")
-    ax.set_title(_title(run, "PyTorch on the GPU: eager vs CUDA graphs"), fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _finish(plt, fig, ax, "resolution (px)", "p50 latency, batch 1 (ms)", _title(run, "PyTorch on the GPU: eager vs CUDA graphs"), path)
