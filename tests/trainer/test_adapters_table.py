@@ -8,6 +8,7 @@ import torch
 import gandapt
 from gandapt.samples import data_path
 from gandapt.trainer.adapters import table
+from gandapt.trainer.adapters import table_multi as multi
 
 MODEL = str(data_path("tiny_g32.pt"))
 
@@ -26,7 +27,9 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     monkeypatch.setattr(table, "TARGETS", ("sketch",))
     monkeypatch.setattr(table, "ROWS", (table.Row("domain-mod", "domain-mod", {"steps": 2, "batch": 2}, shots=(1,)),
                                         table.Row("finetune", "finetune", {"steps": 1, "batch": 2}, shots=(1,))))
-    monkeypatch.setattr(table, "prepare_targets", lambda d, w, targets=("sketch",): _prep(d, w))
+    monkeypatch.setattr(table, "prepare_targets", lambda d, w, targets=("sketch",): _prep(d, w, targets))
+    monkeypatch.setattr(multi, "MULTI_ROWS", ())
+    monkeypatch.setattr(multi, "HELD_OUT_TARGETS", ())
     out = tmp_path / "results"
     md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4)
     text = md.read_text()
@@ -49,13 +52,74 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     assert "Not trained yet (the command above trains them): finetune-sketch-1shot." in md.read_text()
 
 
-def _prep(data, work):
+def _prep(data, work, targets=("sketch",)):
     from gandapt.trainer.data.transforms import transform_dataset
 
-    dst = work / "targets" / "sketch"
-    if not dst.exists():
-        transform_dataset("sketch", data, dst, progress=False)
-    return {"sketch": dst}
+    out = {}
+    for name in targets:
+        dst = work / "targets" / name
+        if not dst.exists():
+            transform_dataset(name, data, dst, progress=False)
+        out[name] = dst
+    return out
+
+
+def _avatars(folder, n=6):
+    import cv2
+
+    folder.mkdir()
+    G = gandapt.load(MODEL).G
+    with torch.no_grad():
+        x = G(torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(1)), truncation_psi=0.7)
+    for i, a in enumerate(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()):
+        cv2.imwrite(str(folder / f"{i:08d}.png"), a[:, :, ::-1])
+
+
+def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch):
+    """Each multi-domain method trains one model over every target; hyperdomainnet and degan also make
+    domains for a held-out target; rows, the cost section and the figure cover them."""
+    import cv2
+
+    from gandapt.trainer.adapters import evaluate
+
+    qd = evaluate.quality_diversity_of  # 64 VGG samples per domain is most of this test's time; 4 suffice
+    monkeypatch.setattr(evaluate, "quality_diversity_of", lambda G_d, emb, t, n=64, **kw: qd(G_d, emb, t, n=4, **kw))
+    _avatars(tmp_path / "data")
+    monkeypatch.setattr(table, "HELD_OUT", 4)
+    monkeypatch.setattr(table, "TARGETS", ("sketch", "ink"))
+    monkeypatch.setattr(table, "ROWS", (table.Row("domain-mod", "domain-mod", {"steps": 1, "batch": 2, "n_source": 2},
+                                                  shots=(1,)),))
+    monkeypatch.setattr(table, "prepare_targets", lambda d, w, targets=("sketch", "ink"): _prep(d, w, targets))
+    monkeypatch.setattr(multi, "HELD_OUT_TARGETS", ("colorshift",))
+    monkeypatch.setattr(multi, "DEGAN_IMAGES_PER_TARGET", 2)
+    tiny = {"steps": 2, "batch": 2, "n_source": 2}  # n_source: the VGG passes of the source mean dominate
+    monkeypatch.setattr(multi, "MULTI_ROWS", (
+        multi.MultiRow("hyperdomainnet", "hyperdomainnet", {**tiny, "hidden": 16}, held_out=True),
+        multi.MultiRow("dynagan", "dynagan", {**tiny, "hidden": 16}),
+        multi.MultiRow("expansion", "expansion", {**tiny, "basis_samples": 256, "dormant_ratio": 0.6}),
+        multi.MultiRow("degan", "degan", {"steps": 2, "domains_per_step": 2, "latents_per_domain": 1, "n_source": 2,
+                                          "channels": (4, 8, 8, 8), "hidden": 16}, held_out=True)))
+    out = tmp_path / "results"
+    md = table.build_table(MODEL, str(tmp_path / "data"), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4)
+    text = md.read_text()
+    results = json.loads((out / "adaptation.json").read_text())["results"]
+    got = {(r["method"], r["target"]) for r in results}
+    for m in ("hyperdomainnet", "dynagan", "expansion", "degan"):
+        assert {(m, "sketch"), (m, "ink")} <= got
+    assert ("hyperdomainnet", "colorshift") in got and ("degan", "colorshift") in got
+    assert ("dynagan", "colorshift") not in got and ("expansion", "colorshift") not in got
+    assert ("unadapted", "colorshift") in got
+    held = [r for r in results if r["target"] == "colorshift"]
+    assert held[0]["method"] == "unadapted" and all(r["held_out"] for r in held)
+    assert all(r["paired_l1"] > 0 and r["bytes_per_domain"] > 0 for r in results if r["method"] != "unadapted")
+    assert "| hyperdomainnet | colorshift (held out) | 1 |" in text
+    assert "## One model for N domains vs N single-domain models" in text and "| 2 × domain-mod | 2 |" in text
+    assert "| expansion (one model) | 2 |" in text and "Not trained yet" not in text
+    assert cv2.imread(str(out / "adaptation.png")) is not None
+    # expansion's paired error is measured against the original base's T(G(w)), like every other row
+    exp = next(r for r in results if r["method"] == "expansion" and r["target"] == "sketch")
+    base = next(r for r in results if r["method"] == "unadapted" and r["target"] == "sketch")
+    assert exp["unadapted_l1"] == pytest.approx(base["paired_l1"])
 
 
 def test_plan_runs_every_one_shot_run_before_any_ten_shot_run():

@@ -108,7 +108,8 @@ def _stale(out: Path, opts) -> bool:
         return True
     saved = json.loads(saved_path.read_text())
     ignore = {"out", "model", "progress", "threads", "checkpoint_minutes", "device"}
-    return any(saved.get(k) != v for k, v in opts.resolved().to_dict().items() if k not in ignore)
+    resolved = opts.resolved() if hasattr(opts, "resolved") else opts
+    return any(saved.get(k) != v for k, v in json.loads(json.dumps(resolved.to_dict())).items() if k not in ignore)
 
 
 def _evaluate_run(out: Path, target: str, folder: Path, n_fid: int, paired_n: int) -> dict:
@@ -187,24 +188,61 @@ COLUMNS = (("method", "method", "{}"), ("target", "target", "{}"), ("shots", "sh
 
 
 def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
-    head = "| " + " | ".join(c[0] for c in COLUMNS) + " |\n| " + " | ".join("---" for _ in COLUMNS) + " |\n"
+    cols = COLUMNS[:8] + (("vs unadapted", "delta_paired", "{:+.1%}"),) + COLUMNS[8:]
+    head = "| " + " | ".join(c[0] for c in cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n"
+    base = {r["target"]: r["paired_l1"] for r in results if r["method"] == "unadapted"}
     lines = []
     for r in results:
+        r = {**r, "delta_paired": r["paired_l1"] / base[r["target"]] - 1 if r["target"] in base else None}
+        if r.get("held_out"):
+            r["target"] = f"{r['target']} (held out)"
         cells = []
-        for _, key, fmt in COLUMNS:
+        for _, key, fmt in cols:
             v = r.get(key)
             v = v * 1e3 if key == "kid" and v is not None else v
-            cells.append("–" if v is None else fmt.format(v))
+            cells.append("–" if v is None or (key == "delta_paired" and r["method"] == "unadapted") else fmt.format(v))
         lines.append("| " + " | ".join(cells) + " |")
     n = next((r.get("n_fake") for r in results if r.get("n_fake")), "?")
     return (f"# Adaptation results\n\nBase model `{meta['model']}`; targets are held-out avatars through each "
             f"transform; FID/KID/precision/recall with N = {n} generated vs {n} target images; paired L1 on "
-            f"[0, 1] over {meta['paired_n']} latents (ψ = 0.7) against T(G(w)); quality/diversity with the "
-            f"VGG19 style embedder; train s = steps × median step time. Machine: {meta['machine']}. "
+            f"[0, 1] over {meta['paired_n']} latents (ψ = 0.7) against T(G(w)) (\"vs unadapted\": its change "
+            f"from the unadapted model's paired L1 on that target; negative is better); quality/diversity with "
+            f"the VGG19 style embedder; train s = steps × median step time. Machine: {meta['machine']}. "
             f"Regenerate with `{meta['command']}`.\n\n"
-            + head + "\n".join(lines) + "\n"
+            "Multi-domain rows (hyperdomainnet, dynagan, expansion, degan) come from one model per method trained "
+            "over all three targets at once, one reference image each (the single-domain rows' one-shot "
+            "references); their steps, train s and params are that one model's. \"(held out)\" targets were "
+            "never trained on: the hyperdomainnet mapper and the degan encoder made those domains from one "
+            "image in one forward pass.\n\n"
+            + head + "\n".join(lines) + "\n" + render_cost(results)
             + (f"\nNot trained yet (the command above trains them): {', '.join(meta['missing'])}.\n"
                if meta.get("missing") else ""))
+
+
+def render_cost(results: List[dict]) -> str:
+    """One multi-domain model vs N separately trained single-domain models (HDN/DynaGAN's cost figure)."""
+    multi = {}
+    for r in results:
+        if r.get("domains_in_model") and not r.get("held_out"):
+            multi.setdefault(r["method"], r)
+    singles = {m: [r for r in results if r["method"] == m and r["shots"] == 1 and not r.get("domains_in_model")]
+               for m in ("domain-mod", "finetune")}
+    if not multi:
+        return ""
+    lines = ["", "## One model for N domains vs N single-domain models", "",
+             "| approach | N | trainable params | train s | bytes per domain |", "| --- | --- | --- | --- | --- |"]
+    n = next(iter(multi.values()))["domains_in_model"]
+    for m, rows in singles.items():
+        if rows:
+            t = float(np.mean([x["train_seconds"] for x in rows]))
+            lines.append(f"| {n} × {m} | {n} | {n * rows[0]['trainable_params']:,} | {n * t:.0f} | "
+                         f"{rows[0]['bytes_per_domain']:,} |")
+    for method, r in multi.items():
+        extra = " + an expanded base" if method == "expansion" else ""
+        lines.append(f"| {method} (one model) | {r['domains_in_model']} | {r['trainable_params']:,} | "
+                     f"{r['train_seconds']:.0f} | {r['bytes_per_domain']:,}{extra} |")
+    return "\n".join(lines) + "\n\nA new domain costs the single-domain methods a training run; hyperdomainnet and degan " \
+        "make one for a new image in a forward pass (the held-out rows); dynagan and expansion need retraining.\n"
 
 
 def render_figure(model: str, work: Path, targets: Dict[str, Path], path: Path, n: int = 6) -> None:
@@ -212,6 +250,7 @@ def render_figure(model: str, work: Path, targets: Dict[str, Path], path: Path, 
     import cv2
     import torch
 
+    from gandapt.trainer.adapters import table_multi as multi
     from gandapt.trainer.adapters.evaluate import load_domain
     from gandapt.trainer.data.transforms import apply_transform
 
@@ -227,6 +266,14 @@ def render_figure(model: str, work: Path, targets: Dict[str, Path], path: Path, 
             out = run_dir(work, row, target, 1)
             if (out / "model.pt").is_file():
                 G_d, _, _ = load_domain(str(out / "model.pt"), base=model)
+                with torch.no_grad():
+                    rows.append((row.label, _uint8(G_d.synthesis(ws))))
+        for row in multi.MULTI_ROWS:  # one model per method; its domain for this target (own pack or held out)
+            out = multi.multi_run_dir(work, row)
+            held = out / "heldout.safetensors"
+            pack = str(held) if target in multi.HELD_OUT_TARGETS and held.is_file() else None
+            if (out / "model.pt").is_file() and (target in TARGETS or row.held_out):
+                G_d, _, _ = load_domain(str(out / "model.pt"), domain=target, pack=pack)
                 with torch.no_grad():
                     rows.append((row.label, _uint8(G_d.synthesis(ws))))
         for label, imgs in rows:
@@ -255,12 +302,20 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     work_p, out_p = Path(work), Path(out)
     if not Path(data).is_dir():
         raise GandaptError(f"--data {data} is not a folder; give the avatar set the base model was trained on")
+    from gandapt.trainer.adapters import table_multi as multi
+
     targets = prepare_targets(Path(data), work_p)
+    unseen = multi.held_out_targets(Path(data), work_p)
     t0 = time.perf_counter()
     if train:
         train_runs(model, work_p, targets, retrain=retrain, threads=threads, n_fid=n_fid, paired_n=paired_n,
                    encoder=encoder)
+        multi.train_multi_runs(model, work_p, targets, unseen, retrain=retrain, threads=threads)
     results = evaluate_runs(model, work_p, targets, n_fid, paired_n)
+    results += multi.unadapted_rows(model, work_p, unseen, n_fid, paired_n)
+    results += multi.evaluate_multi_runs(model, work_p, targets, unseen, n_fid, paired_n)
+    order = list(targets) + list(unseen)
+    results.sort(key=lambda r: order.index(r["target"]))  # stable: per target, unadapted → single → multi
     meta = {"model": str(model), "data": str(data), "n_fid": n_fid, "paired_n": paired_n,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
             "encoder": encoder,
@@ -268,11 +323,13 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
                        + (f" --encoder {encoder}" if encoder else ""),
             "seconds": round(time.perf_counter() - t0, 1),
             "missing": [run_dir(work_p, row, target, shots).name for row, target, shots in plan(targets)
-                        if not (run_dir(work_p, row, target, shots) / "model.pt").is_file()]}
+                        if not (run_dir(work_p, row, target, shots) / "model.pt").is_file()]
+                       + [multi.multi_run_dir(work_p, row).name for row in multi.MULTI_ROWS
+                          if not (multi.multi_run_dir(work_p, row) / "model.pt").is_file()]}
     out_p.mkdir(parents=True, exist_ok=True)
     _write_json(out_p / "adaptation.json", {"meta": meta, "results": results})
     atomic_write_bytes(out_p / "adaptation.md", render_markdown(results, meta).encode(), force=True)
-    render_figure(model, work_p, targets, out_p / "adaptation.png")
+    render_figure(model, work_p, {**targets, **unseen}, out_p / "adaptation.png")
     return out_p / "adaptation.md"
 
 

