@@ -155,6 +155,12 @@ PACK_DOMAINS = (
     ("painting", "stylespace", "painting", 10, {"steps": 150, "variant": "all", "sparse": 0.2}),
     ("colorshift", "domain-mod", "colorshift", 10, {"steps": 150}),
 )
+# Two domains from a multi-domain method: one HyperDomainNet trained over three 10-shot image sets; the pack
+# takes its trained ``pixel`` domain and ``sketch_ink``, the 50/50 blend of two of its domains made in its
+# conditioning space (reference/methods.md §11.5), which no stored-vector mix reproduces.
+HDN_TARGETS = ("pixel", "sketch", "ink")
+HDN_OPTIONS = {"steps": 300}
+HDN_DOMAINS = (("pixel", {"pixel": 1.0}), ("sketch_ink", {"sketch": 0.5, "ink": 0.5}))
 
 
 def build_domain_pack(path: Path, work: Optional[Path], data: Optional[Path] = None) -> None:
@@ -169,7 +175,8 @@ def build_domain_pack(path: Path, work: Optional[Path], data: Optional[Path] = N
     if not model.is_file():
         raise SystemExit(f"{model} is missing; build {BASE_MODEL} first (the domains adapt it)")
     folder = _dataset(work, data)
-    targets = prepare_targets(folder, work / "table", targets=tuple(sorted({t for _, _, t, _, _ in PACK_DOMAINS})))
+    names = {t for _, _, t, _, _ in PACK_DOMAINS} | set(HDN_TARGETS)
+    targets = prepare_targets(folder, work / "table", targets=tuple(sorted(names)))
     domains = []
     for name, method, target, shots, extra in PACK_DOMAINS:
         out = work / "pack" / name
@@ -177,10 +184,28 @@ def build_domain_pack(path: Path, work: Optional[Path], data: Optional[Path] = N
             train_adapter(AdapterTrainOptions(method=method, model=str(model), out=str(out), target=str(targets[target]),
                                               shots=shots, name=name, progress=False, threads=2, **extra), force=True)
         domains.append(load_pack(out / "domains.safetensors")[name])
+    domains += _hdn_domains(model, work / "pack" / "hyperdomainnet", targets)
     base = load_pack(work / "pack" / PACK_DOMAINS[0][0] / "domains.safetensors")
     pack = DomainPack(domains, base.base_config, base.base_fingerprint,
                       meta={"recipe": f"python -m gandapt.samples.build {PACK} --work WORK"})
     save_pack(pack, path, force=True)
+
+
+def _hdn_domains(model: Path, out: Path, targets: Dict[str, Path]) -> list:
+    """The shipped HyperDomainNet domains (trained once in ``out``, then recomputed from the model)."""
+    from gandapt.pack import Domain
+    from gandapt.trainer.multidomain.loop import train_multidomain
+    from gandapt.trainer.multidomain.model import blend, load_hypermodel
+    from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
+
+    if not (out / "model.pt").is_file():
+        train_multidomain(MultiDomainTrainOptions(
+            method="hyperdomainnet", model=str(model), out=str(out), targets=tuple(str(targets[t]) for t in HDN_TARGETS),
+            names=HDN_TARGETS, shots=10, threads=2, progress=False, **HDN_OPTIONS), force=True)
+    m = load_hypermodel(out / "model.pt")
+    return [Domain.from_vector(name, m.full_layout, blend(m, weights),
+                               meta={"method": "hyperdomainnet", "blend": weights, "trained_on": list(HDN_TARGETS),
+                                     "shots": 10, **HDN_OPTIONS}) for name, weights in HDN_DOMAINS]
 
 
 # ----------------------------------------------------------------------------- avatars64_bundle/
@@ -212,7 +237,7 @@ RECIPES: Dict[str, Recipe] = {
     CLIP: Recipe(build_clip, False, "6 s of talking avatars rendered by the project (camera stand-in)"),
     BASE_MODEL: Recipe(build_avatars64, True, "64 px avatar StyleGAN2 with D, fp16 (needs --work; ~3 h CPU)"),
     ENCODER: Recipe(build_encoder, True, "W+ inversion encoder of the base model, fp16 (needs --work; ~40 min CPU)"),
-    PACK: Recipe(build_domain_pack, True, "domains sketch, ink, painting, colorshift for the base model (needs --work)",
+    PACK: Recipe(build_domain_pack, True, "domains sketch, ink, painting, colorshift, pixel, sketch_ink for the base model (needs --work)",
                  (BASE_MODEL,)),
     BUNDLE: Recipe(build_bundle, False, "ONNX bundle of the base model, its domains and encoder",
                    (BASE_MODEL, PACK, ENCODER)),

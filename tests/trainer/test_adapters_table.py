@@ -120,6 +120,11 @@ def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch
     exp = next(r for r in results if r["method"] == "expansion" and r["target"] == "sketch")
     base = next(r for r in results if r["method"] == "unadapted" and r["target"] == "sketch")
     assert exp["unadapted_l1"] == pytest.approx(base["paired_l1"])
+    # a second call finds every run current (tuple options survive the JSON round trip) and retrains nothing
+    runs = sorted((tmp_path / "work" / "runs").glob("*-multi-1shot/model.pt"))
+    stamps = [f.stat().st_mtime_ns for f in runs]
+    table.build_table(MODEL, str(tmp_path / "data"), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4)
+    assert len(runs) == 4 and [f.stat().st_mtime_ns for f in runs] == stamps
 
 
 def test_plan_runs_every_one_shot_run_before_any_ten_shot_run():
