@@ -163,3 +163,50 @@ def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: b
         path = build_table(model, data, work, out, retrain=retrain, train=not no_train, n_fid=n_fid,
                            paired_n=paired_n, threads=threads, encoder=encoder)
     click.echo(f"wrote {path}")
+
+
+@click.command("oracle", context_settings=_CTX)
+@click.argument("model", type=click.Path())
+@click.option("--transform", required=True, help="Known avatar transform (sketch, ink, painting, ...).")
+@click.option("--method", type=click.Choice([m for m in METHODS if m != "finetune"]), default="domain-mod",
+              help="Whose layout entries to train.")
+@click.option("--variant", default=None, help="The method's variant [default: its first].")
+@click.option("--steps", type=click.IntRange(min=1), default=200)
+@click.option("--batch", type=click.IntRange(min=1), default=8)
+@click.option("--lr", type=float, default=None, help="Adam step [default: the method's].")
+@click.option("--paired-n", type=click.IntRange(min=1), default=128, help="Latents for the paired error.")
+@click.option("--seed", type=int, default=0)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def oracle(model: str, as_json: bool, steps: int, **kwargs) -> None:
+    """Bound a method's parameterisation: train its entries on the paired error to a known transform.
+
+    \b
+    Not an adaptation method (nobody has these pairs): the floor its few parameters could reach, to
+    tell a capacity limit from a loss that points the wrong way. Example:
+      gandapt-train oracle samples/data/avatars64.pt --transform ink --method domain-mod --steps 200
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    from gandapt.trainer.adapters.oracle import paired_oracle
+
+    bars = []  # opened at the first step, so bad input fails before a bar is drawn
+
+    def step(i: int, loss: float) -> None:
+        if not bars:
+            bars.append(tqdm(total=steps, desc="oracle", disable=as_json))
+        bars[0].update(1)
+        bars[0].set_postfix(l1=f"{loss:.4f}")
+
+    with user_errors():
+        try:
+            result = paired_oracle(model, steps=steps, on_step=step, **kwargs)
+        finally:
+            for bar in bars:
+                bar.close()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:<18} {value:.4f}" if isinstance(value, float) else f"{key:<18} {value}")
