@@ -133,18 +133,10 @@ def _cached(path: Path, n_fid: int, paired_n: int) -> bool:
 def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, paired_n: int) -> List[dict]:
     """Metrics of every run (cached in ``eval.json``) plus the unadapted model per target."""
     import gandapt
-    from gandapt.trainer.adapters.evaluate import evaluate_domain
 
     results = []
     for target, folder in targets.items():
-        cache = work / "runs" / f"unadapted-{target}.json"
-        if not _cached(cache, n_fid, paired_n):
-            r = evaluate_domain(model, base=model, transform=target, target_set=str(folder), n_fid=n_fid,
-                                paired_n=paired_n)
-            _write_json(cache, r)
-        r = json.loads(cache.read_text())
-        results.append({"method": "unadapted", "target": target, "shots": 0, "steps": 0, "train_seconds": 0.0,
-                        "trainable_params": 0, "bytes_per_domain": 0, **r})
+        results.append(unadapted_row(model, work, target, folder, n_fid, paired_n))
         for row in ROWS:
             for shots in row.shots:
                 out = run_dir(work, row, target, shots)
@@ -162,6 +154,18 @@ def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, 
                                 "trainable_params": int(adapter["trainable_params"]), "bytes_per_domain": size,
                                 **metrics})
     return results
+
+
+def unadapted_row(model: str, work: Path, target: str, folder: Path, n_fid: int, paired_n: int) -> dict:
+    """The unadapted model on one target (cached in ``runs/unadapted-TARGET.json``): the row to beat."""
+    from gandapt.trainer.adapters.evaluate import evaluate_domain
+
+    cache = work / "runs" / f"unadapted-{target}.json"
+    if not _cached(cache, n_fid, paired_n):
+        _write_json(cache, evaluate_domain(model, base=model, transform=target, target_set=str(folder), n_fid=n_fid,
+                                           paired_n=paired_n))
+    return {"method": "unadapted", "target": target, "shots": 0, "steps": 0, "train_seconds": 0.0,
+            "trainable_params": 0, "bytes_per_domain": 0, **json.loads(cache.read_text())}
 
 
 def _train_seconds(out: Path, extra: dict) -> float:

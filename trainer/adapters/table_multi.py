@@ -147,9 +147,11 @@ def _evaluate(model: str, out: Path, row: MultiRow, name: str, folder: Path, n_f
 
     cache = out / f"eval-{name}.json"
     if not single._cached(cache, n_fid, paired_n):
-        r = evaluate_domain(str(out / "model.pt"), domain=name, pack=str(pack) if pack else None, transform=name,
-                            target_set=str(folder), n_fid=n_fid, paired_n=paired_n)
-        if row.method == "expansion":
+        expansion = row.method == "expansion"  # its own base is the expanded one; pair against the original
+        r = evaluate_domain(str(out / "model.pt"), domain=name, pack=str(pack) if pack else None,
+                            transform=None if expansion else name, target_set=str(folder), n_fid=n_fid,
+                            paired_n=paired_n)
+        if expansion:
             G_d, _, _ = load_domain(str(out / "model.pt"), domain=name)
             _, G, _ = load_domain(model, base=model)
             r.update(paired_error(G_d, G, name, paired_n))
@@ -203,17 +205,6 @@ def held_out_targets(data: Path, work: Path) -> Dict[str, Path]:
 
 
 def unadapted_rows(model: str, work: Path, targets: Dict[str, Path], n_fid: int, paired_n: int) -> List[dict]:
-    """The unadapted model on each (held-out) target: the row every method must beat."""
-    from gandapt.trainer.adapters.evaluate import evaluate_domain
-
-    rows = []
-    for target, folder in targets.items():
-        cache = work / "runs" / f"unadapted-{target}.json"
-        if not single._cached(cache, n_fid, paired_n):
-            single._write_json(cache, evaluate_domain(model, base=model, transform=target, target_set=str(folder),
-                                               n_fid=n_fid, paired_n=paired_n))
-        rows.append({"method": "unadapted", "target": target, "shots": 0, "steps": 0, "train_seconds": 0.0,
-                     "trainable_params": 0, "bytes_per_domain": 0, "held_out": True,
-                     **json.loads(cache.read_text())})
-    return rows
-
+    """The unadapted model on each held-out target: the row every method must beat."""
+    return [{**single.unadapted_row(model, work, t, folder, n_fid, paired_n), "held_out": True}
+            for t, folder in targets.items()]
