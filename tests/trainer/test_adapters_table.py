@@ -25,7 +25,7 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
         cv2.imwrite(str(data / f"{i:08d}.png"), a[:, :, ::-1])
     monkeypatch.setattr(table, "HELD_OUT", 4)
     monkeypatch.setattr(table, "TARGETS", ("sketch",))
-    monkeypatch.setattr(table, "ROWS", (table.Row("domain-mod", "domain-mod", {"steps": 2, "batch": 2}, shots=(1,)),
+    monkeypatch.setattr(table, "ROWS", (table.Row("domain-mod", "domain-mod", {"steps": 2, "batch": 2, "lr": 0.004}, shots=(1,)),
                                         table.Row("finetune", "finetune", {"steps": 1, "batch": 2}, shots=(1,))))
     monkeypatch.setattr(table, "prepare_targets", lambda d, w, targets=("sketch",): _prep(d, w, targets))
     monkeypatch.setattr(multi, "MULTI_ROWS", ())
@@ -40,6 +40,9 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     dm = next(r for r in results if r["method"] == "domain-mod")
     ft = next(r for r in results if r["method"] == "finetune")
     assert 0 < dm["bytes_per_domain"] < ft["bytes_per_domain"]
+    # each row states the learning rate it was trained with: the row's own, else the method's default
+    assert dm["lr"] == 0.004 and ft["lr"] == 0.002
+    assert "| domain-mod | sketch | 1 | 2 | 0.004 |" in text
     assert cv2.imread(str(out / "adaptation.png")) is not None
     # a second call reuses runs and cached metrics
     stamp = (tmp_path / "work" / "runs" / "domain-mod-sketch-1shot" / "eval.json").stat().st_mtime_ns
@@ -109,6 +112,7 @@ def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch
     assert ("hyperdomainnet", "colorshift") in got and ("degan", "colorshift") in got
     assert ("dynagan", "colorshift") not in got and ("expansion", "colorshift") not in got
     assert ("unadapted", "colorshift") in got
+    assert all(r["lr"] > 0 for r in results if r["method"] != "unadapted")
     held = [r for r in results if r["target"] == "colorshift"]
     assert held[0]["method"] == "unadapted" and all(r["held_out"] for r in held)
     assert all(r["paired_l1"] > 0 and r["bytes_per_domain"] > 0 for r in results if r["method"] != "unadapted")

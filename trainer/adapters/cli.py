@@ -150,7 +150,8 @@ def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: b
     """Train and evaluate every method on the avatar targets; write the results table.
 
     \b
-    Each run has a fixed step budget (finetune/domain-mod/stylespace 150, genda 300): 1-shot runs on
+    Each run has a fixed step budget (finetune/domain-mod/stylespace 150, genda 300; learning rates a
+    quarter to a fifth of the CLI defaults, which overshoot at 64 px): 1-shot runs on
     every target, 10-shot runs on sketch. Then one model per multi-domain method over all targets
     (hyperdomainnet/dynagan 300 steps, expansion 200, degan 300); hyperdomainnet and degan also make
     domains for held-out targets (colorshift, pixel). On 2 CPU cores a run takes about 4 minutes with
