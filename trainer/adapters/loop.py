@@ -10,10 +10,8 @@ and says so. Checkpoints are atomic; a NaN loss stops the run with the last chec
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,9 +30,10 @@ from gandapt.trainer.adapters.param import LayoutParam
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.embedders import build_embedder
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _StopRequest, _device
+from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import image_direction, text_direction
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.steps import Counter, adam_update, check_resume, latent_step_fn, run_steps
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
@@ -81,15 +80,11 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     opt = torch.optim.Adam(objective.trainable(), lr=options.lr,
                            betas=(0.0, 0.99) if options.method == "finetune" else (0.9, 0.999))
     gen = torch.Generator().manual_seed(options.seed)
-    step, seconds = 0, 0.0
+    counter = Counter()
     if resume:
         state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-        changed = options.incompatible_with(AdapterTrainOptions.from_dict(state["options"]))
-        if changed:
-            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
-                               "use the same options or --force to start over")
-        if state["base_fingerprint"] != base.fingerprint:
-            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        check_resume(out, out / CHECKPOINT, options.incompatible_with(AdapterTrainOptions.from_dict(state["options"])),
+                     state["base_fingerprint"], base.fingerprint)
         with torch.no_grad():
             for p, v in zip(objective.trainable(), state["trainable"]):
                 p.copy_(v)
@@ -97,12 +92,12 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
             objective.load_aux_state(state["aux"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["rng"])
-        step, seconds = int(state["step"]), float(state["seconds"])
+        counter = Counter(int(state["step"]), float(state["seconds"]))
     write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         state = {"gandapt_format": RUN_FORMAT, "trainable": [p.detach().cpu() for p in objective.trainable()],
-                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": counter.step, "seconds": counter.seconds,
                  "options": options.to_dict(), "base_fingerprint": base.fingerprint,
                  "aux": objective.aux_state() if hasattr(objective, "aux_state") else {}}
         with atomic_path(out / CHECKPOINT, force=True) as tmp:
@@ -110,49 +105,17 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
 
     weights = loss_weights(options)
     grid_z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 2)).to(device)
-    progress = None
-    if options.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=options.steps, initial=step, unit="step", desc=options.method, dynamic_ncols=True)
-    log = (out / "log.jsonl").open("a")
-    last_ckpt = time.monotonic()
-    stop = _StopRequest()
-    try:
-        while step < options.steps and not stop.requested:
-            t0 = time.perf_counter()
-            z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
-            ws = G.mapping(z, truncation_psi=options.truncation)                  # [B, num_ws, w_dim]
-            losses = objective.losses(G, ws, gen)
-            loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
-            if not torch.isfinite(loss):
-                raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
-                                   f"checkpoint in {out} is kept; lower --lr and --resume or --force")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            dt = time.perf_counter() - t0
-            seconds += dt
-            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss": round(loss.item(), 6),
-                                  **{k: round(v.item(), 6) for k, v in losses.items()}}) + "\n")
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if options.sample_every and step % options.sample_every == 0:
-                _grid(G, objective, grid_z, options, out / "samples" / f"step{step:06d}.png")
-            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if on_step is not None:
-                on_step(step)
-    finally:
-        stop.restore()
-        if progress is not None:
-            progress.close()
-        log.close()
-    checkpoint()
-    if stop.requested:
-        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+
+    step_fn = latent_step_fn(G, objective, weights, options.batch, options.truncation, gen, device)
+
+    def samples(step: int) -> None:
+        if options.sample_every and step % options.sample_every == 0:
+            _grid(G, objective, grid_z, options, out / "samples" / f"step{step:06d}.png")
+
+    run_steps(counter, options.steps, step_fn, adam_update(opt), out=out, desc=options.method,
+              progress=options.progress, checkpoint=checkpoint, checkpoint_minutes=options.checkpoint_minutes,
+              on_step=on_step, after_step=samples)
+    step, seconds = counter.step, counter.seconds
 
     meta_base = {"path": str(options.model), "format": base.format, "fingerprint": base.fingerprint}
     run_info = {"training_options": options.to_dict(), "steps": step, "train_seconds": round(seconds, 1)}

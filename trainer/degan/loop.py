@@ -17,8 +17,6 @@ and ``model.pt`` (the base G + D with that pack), so ``gandapt-train eval`` and 
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
@@ -36,9 +34,10 @@ from gandapt.trainer.degan.model import STAGES, DomainEncoder, DomainEncoderConf
 from gandapt.trainer.degan.options import DeganOptions
 from gandapt.trainer.embedders import build_embedder
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _StopRequest, _device
+from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import directional_loss, indomain_angle_loss, mean_embedding
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.steps import Counter, check_resume, run_steps
 
 CHECKPOINT, FINAL, MODEL, PACK = "checkpoint.pt", "degan.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, MODEL, PACK, "log.jsonl", "training_options.json", "samples.png")
@@ -148,27 +147,23 @@ def train_degan(options: DeganOptions, resume: bool = False, force: bool = False
     opt = torch.optim.Adam(E.parameters(), lr=options.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=options.lr_gamma)
     gen = torch.Generator().manual_seed(options.seed)
-    step, seconds = 0, 0.0
+    counter = Counter()
     if resume:
         prev = load_domain_encoder(out / CHECKPOINT)
         train = prev.extra.get("train") or {}
-        changed = options.incompatible_with(DeganOptions.from_dict(train.get("options", {})))
-        if changed:
-            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
-                               "use the same options or --force to start over")
-        if prev.base_fingerprint != base.fingerprint:
-            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        check_resume(out, out / CHECKPOINT, options.incompatible_with(DeganOptions.from_dict(train.get("options", {}))),
+                     prev.base_fingerprint, base.fingerprint)
         E.load_state_dict(prev.E.state_dict())
         opt.load_state_dict(train["opt"])
         sched.load_state_dict(train["sched"])
         gen.set_state(train["rng"])
-        step, seconds = int(train["step"]), float(train["seconds"])
+        counter = Counter(int(train["step"]), float(train["seconds"]))
     write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         save_domain_encoder(out / CHECKPOINT, E, base.fingerprint, base.config, force=True, extra={"train": {
-            "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": gen.get_state(), "step": step,
-            "seconds": seconds, "options": options.to_dict()}})
+            "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": gen.get_state(), "step": counter.step,
+            "seconds": counter.seconds, "options": options.to_dict()}})
 
     with torch.no_grad():  # fixed for the run: reference embeddings and the generated-image mean ē_src
         e_all = torch.cat([F.normalize(emb.encode_image(images[i:i + 16]), dim=-1) for i in range(0, len(images), 16)])
@@ -176,57 +171,35 @@ def train_degan(options: DeganOptions, resume: bool = False, force: bool = False
         e_src = mean_embedding(emb, G(z.to(device), truncation_psi=options.truncation))
     weights = {"direction": options.lambda_direction, "tt": options.lambda_tt, "indomain": options.lambda_indomain}
     M, K = options.domains_per_step, options.latents_per_domain
-    progress = None
-    if options.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=options.steps, initial=step, unit="step", desc="degan", dynamic_ncols=True)
-    log = (out / "log.jsonl").open("a")
-    last_ckpt = time.monotonic()
-    stop = _StopRequest()
+
+    def step_fn(step: int):
+        idx = (torch.randperm(len(images), generator=gen)[:M] if len(images) >= M
+               else torch.randint(len(images), [M], generator=gen))
+        z = torch.randn(K, G.z_dim, generator=gen).to(device)
+        ws = G.mapping(z, truncation_psi=options.truncation)                      # [K, num_ws, w_dim]
+        idx = idx.to(device)
+        losses = degan_losses(G, E, to_domain, emb, images[idx], e_all[idx], idx, e_src, ws,
+                              options.fade(step), weights)
+        loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
+        return loss, {"loss": round(loss.item(), 6), "fade": round(options.fade(step), 4),
+                      **{k: round(v.item(), 6) for k, v in losses.items()}}
+
+    def update(loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(E.parameters(), options.grad_clip)
+        opt.step()
+        sched.step()
+
+    def samples(step: int) -> None:
+        if options.sample_every and step % options.sample_every == 0:
+            _grid(G, E, to_domain, images[:4], options, out / "samples" / f"step{step:06d}.png")
+
     E.train()
-    try:
-        while step < options.steps and not stop.requested:
-            t0 = time.perf_counter()
-            idx = (torch.randperm(len(images), generator=gen)[:M] if len(images) >= M
-                   else torch.randint(len(images), [M], generator=gen))
-            z = torch.randn(K, G.z_dim, generator=gen).to(device)
-            ws = G.mapping(z, truncation_psi=options.truncation)                  # [K, num_ws, w_dim]
-            idx = idx.to(device)
-            losses = degan_losses(G, E, to_domain, emb, images[idx], e_all[idx], idx, e_src, ws,
-                                  options.fade(step), weights)
-            loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
-            if not torch.isfinite(loss):
-                raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
-                                   f"checkpoint in {out} is kept; lower --lr and --resume or --force")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(E.parameters(), options.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            dt = time.perf_counter() - t0
-            seconds += dt
-            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss": round(loss.item(), 6),
-                                  "fade": round(options.fade(step - 1), 4),
-                                  **{k: round(v.item(), 6) for k, v in losses.items()}}) + "\n")
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if options.sample_every and step % options.sample_every == 0:
-                _grid(G, E, to_domain, images[:4], options, out / "samples" / f"step{step:06d}.png")
-            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if on_step is not None:
-                on_step(step)
-    finally:
-        stop.restore()
-        if progress is not None:
-            progress.close()
-        log.close()
-    checkpoint()
-    if stop.requested:
-        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+    run_steps(counter, options.steps, step_fn, update, out=out, desc="degan", progress=options.progress,
+              checkpoint=checkpoint, checkpoint_minutes=options.checkpoint_minutes, on_step=on_step,
+              after_step=samples)
+    step, seconds = counter.step, counter.seconds
 
     E.eval()
     _grid(G, E, to_domain, images[:4], options, out / "samples.png")

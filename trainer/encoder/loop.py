@@ -9,9 +9,7 @@ regulariser, Tov et al. 2021). ``checkpoint.pt`` is a loadable encoder file at e
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,8 +22,9 @@ from gandapt.errors import GandaptError
 from gandapt.trainer.encoder.evaluate import evaluate_encoder, latent_variance, sample_pairs, summary_lines
 from gandapt.trainer.encoder.options import EncoderTrainOptions
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _StopRequest, _device, load_images
+from gandapt.trainer.gan.loop import _device, load_images
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.steps import Counter, adam_update, check_resume, run_steps
 
 CHECKPOINT, FINAL = "checkpoint.pt", "encoder.pt"
 RUN_FILES = (CHECKPOINT, FINAL, "log.jsonl", "metrics.json", "training_options.json")
@@ -74,84 +73,53 @@ def train_encoder(options: EncoderTrainOptions, resume: bool = False, force: boo
         E.w_avg.copy_(G.mapping.w_avg)
     opt = torch.optim.Adam(E.parameters(), lr=options.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(options.seed)
-    step, seconds = 0, 0.0
+    counter = Counter()
     if resume:
         prev = load_encoder(out / CHECKPOINT)
         train = prev.extra.get("train") or {}
-        old = EncoderTrainOptions.from_dict(train.get("options", {}))
-        changed = options.incompatible_with(old)
-        if changed:
-            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
-                               "use the same options or --force to start over")
-        if prev.base_fingerprint != base.fingerprint:
-            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        check_resume(out, out / CHECKPOINT, options.incompatible_with(EncoderTrainOptions.from_dict(train.get("options", {}))),
+                     prev.base_fingerprint, base.fingerprint)
         E.load_state_dict(prev.E.state_dict())
         opt.load_state_dict(train["opt"])
         gen.set_state(train["rng"])
-        step, seconds = int(train["step"]), float(train["seconds"])
+        counter = Counter(int(train["step"]), float(train["seconds"]))
     w_var = latent_variance(G, seed=options.seed)
     write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         save_encoder(out / CHECKPOINT, E, base.fingerprint, force=True, extra={"train": {
-            "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+            "opt": opt.state_dict(), "rng": gen.get_state(), "step": counter.step, "seconds": counter.seconds,
             "options": options.to_dict()}})
 
     n_real = int(round(options.batch * options.real_fraction)) if train_images is not None else 0
     n_fake = options.batch - n_real
-    progress = None
-    if options.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=options.steps, initial=step, unit="step", desc="encoder", dynamic_ncols=True)
-    log = (out / "log.jsonl").open("a")
-    last_ckpt = time.monotonic()
-    stop = _StopRequest()
+
+    def step_fn(step: int):
+        with torch.no_grad():
+            x_fake, ws = sample_pairs(G, n_fake, gen, options.psi_min, options.style_mixing)
+        x = x_fake
+        if n_real:
+            idx = torch.randint(len(train_images), [n_real], generator=gen)
+            real = train_images[idx].to(device).float() / 127.5 - 1              # [n_real, 3, R, R]
+            flip = (torch.rand(n_real, generator=gen) < 0.5)[:, None, None, None].to(device)
+            x = torch.cat([x_fake, torch.where(flip, real.flip(3), real)])
+        pred, delta = E.forward_parts(x)                                          # [B, num_ws, w_dim] ×2
+        rec = G.synthesis(pred, noise_mode="const")                               # [B, 3, R, R]
+        loss_w = (pred[:n_fake] - ws).pow(2).mean() / w_var
+        loss_img = (rec - x).pow(2).mean()
+        loss_delta = delta.pow(2).mean()
+        loss = options.lambda_w * loss_w + options.lambda_img * loss_img + options.lambda_delta * loss_delta
+        rec_psnr = float(10 * torch.log10(4 / (rec.detach() - x).pow(2).mean().clamp_min(1e-10)))
+        if options.sample_every and (step + 1) % options.sample_every == 0:
+            _snapshot(x, rec, n_fake, out, step + 1)
+        return loss, {"loss_w": round(loss_w.item(), 5), "loss_img": round(loss_img.item(), 5),
+                      "loss_delta": round(loss_delta.item(), 6), "psnr": round(rec_psnr, 3)}
+
     E.train()
-    try:
-        while step < options.steps and not stop.requested:
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                x_fake, ws = sample_pairs(G, n_fake, gen, options.psi_min, options.style_mixing)
-            x = x_fake
-            if n_real:
-                idx = torch.randint(len(train_images), [n_real], generator=gen)
-                real = train_images[idx].to(device).float() / 127.5 - 1          # [n_real, 3, R, R]
-                flip = (torch.rand(n_real, generator=gen) < 0.5)[:, None, None, None].to(device)
-                x = torch.cat([x_fake, torch.where(flip, real.flip(3), real)])
-            pred, delta = E.forward_parts(x)                                      # [B, num_ws, w_dim] ×2
-            rec = G.synthesis(pred, noise_mode="const")                           # [B, 3, R, R]
-            loss_w = (pred[:n_fake] - ws).pow(2).mean() / w_var
-            loss_img = (rec - x).pow(2).mean()
-            loss_delta = delta.pow(2).mean()
-            loss = options.lambda_w * loss_w + options.lambda_img * loss_img + options.lambda_delta * loss_delta
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            dt = time.perf_counter() - t0
-            seconds += dt
-            rec_psnr = float(10 * torch.log10(4 / (rec.detach() - x).pow(2).mean().clamp_min(1e-10)))
-            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss_w": round(loss_w.item(), 5),
-                                  "loss_img": round(loss_img.item(), 5), "loss_delta": round(loss_delta.item(), 6),
-                                  "psnr": round(rec_psnr, 3)}) + "\n")
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(w=f"{loss_w.item():.3f}", psnr=f"{rec_psnr:.1f}", refresh=False)
-            if options.sample_every and step % options.sample_every == 0:
-                _snapshot(x, rec, n_fake, out, step)
-            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if on_step is not None:
-                on_step(step)
-    finally:
-        stop.restore()
-        if progress is not None:
-            progress.close()
-        log.close()
-    checkpoint()
-    if stop.requested:
-        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+    run_steps(counter, options.steps, step_fn, adam_update(opt), out=out, desc="encoder", progress=options.progress,
+              checkpoint=checkpoint, checkpoint_minutes=options.checkpoint_minutes, on_step=on_step,
+              postfix=lambda log: {"w": f"{log['loss_w']:.3f}", "psnr": f"{log['psnr']:.1f}"})
+    step, seconds = counter.step, counter.seconds
 
     metrics = evaluate_encoder(E, G, w_var, held_out, n=options.eval_n, psi_min=options.psi_min, grid_dir=out)
     for line in summary_lines(metrics):

@@ -18,8 +18,6 @@ it needs the expanded base, and :func:`gandapt.pack.check_compatible` refuses it
 from __future__ import annotations
 
 import copy
-import json
-import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -37,9 +35,10 @@ from gandapt.trainer.embedders import build_embedder
 from gandapt.trainer.expansion.basis import LatentBasis, latent_basis
 from gandapt.trainer.expansion.options import ExpansionOptions
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _StopRequest, _device
+from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import directional_loss, image_direction, indomain_angle_loss, text_direction
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.steps import Counter, adam_update, check_resume, loss_log, run_steps
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
@@ -135,26 +134,22 @@ def train_expansion(options: ExpansionOptions, resume: bool = False, force: bool
     params = [p for p in tuned.synthesis.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=options.lr, betas=(0.0, 0.99))
     gen = torch.Generator().manual_seed(options.seed)
-    step, seconds = 0, 0.0
+    counter = Counter()
     if resume:
         state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-        changed = options.incompatible_with(ExpansionOptions.from_dict(state["options"]))
-        if changed:
-            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
-                               "use the same options or --force to start over")
-        if state["base_fingerprint"] != base.fingerprint:
-            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        check_resume(out, out / CHECKPOINT, options.incompatible_with(ExpansionOptions.from_dict(state["options"])),
+                     state["base_fingerprint"], base.fingerprint)
         tuned.synthesis.load_state_dict(state["synthesis"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["rng"])
         shifts = state["shifts"].to(device)
-        step, seconds = int(state["step"]), float(state["seconds"])
+        counter = Counter(int(state["step"]), float(state["seconds"]))
     write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         state = {"gandapt_format": RUN_FORMAT, "synthesis": {k: v.detach().cpu() for k, v in
                                                              tuned.synthesis.state_dict().items()},
-                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": counter.step, "seconds": counter.seconds,
                  "shifts": shifts.cpu(), "options": options.to_dict(), "base_fingerprint": base.fingerprint}
         with atomic_path(out / CHECKPOINT, force=True) as tmp:
             torch.save(state, tmp)
@@ -162,50 +157,23 @@ def train_expansion(options: ExpansionOptions, resume: bool = False, force: bool
     weights = {"expand": options.lambda_expand, "recon": options.lambda_recon,
                "recon_feat": options.lambda_recon_feat, "indomain": options.lambda_indomain}
     grid_z = torch.randn(6, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 2)).to(device)
-    progress = None
-    if options.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=options.steps, initial=step, unit="step", desc="expansion", dynamic_ncols=True)
-    log = (out / "log.jsonl").open("a")
-    last_ckpt = time.monotonic()
-    stop = _StopRequest()
-    try:
-        while step < options.steps and not stop.requested:
-            t0 = time.perf_counter()
-            z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
-            ws = G.mapping(z, truncation_psi=options.truncation)                  # [B, num_ws, w_dim]
-            dom = (step * options.batch + torch.arange(options.batch)) % len(shifts)  # domain of each sample
-            losses = expansion_losses(G, tuned, emb, ws, shifts, directions, dom.to(device), weights)
-            loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
-            if not torch.isfinite(loss):
-                raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
-                                   f"checkpoint in {out} is kept; lower --lr and --resume or --force")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            dt = time.perf_counter() - t0
-            seconds += dt
-            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss": round(loss.item(), 6),
-                                  **{k: round(v.item(), 6) for k, v in losses.items()}}) + "\n")
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if options.sample_every and step % options.sample_every == 0:
-                sample_grid(G, tuned, shifts, grid_z, options.truncation, out / "samples" / f"step{step:06d}.png")
-            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if on_step is not None:
-                on_step(step)
-    finally:
-        stop.restore()
-        if progress is not None:
-            progress.close()
-        log.close()
-    checkpoint()
-    if stop.requested:
-        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+
+    def step_fn(step: int):
+        z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
+        ws = G.mapping(z, truncation_psi=options.truncation)                      # [B, num_ws, w_dim]
+        dom = (step * options.batch + torch.arange(options.batch)) % len(shifts)  # domain of each sample
+        losses = expansion_losses(G, tuned, emb, ws, shifts, directions, dom.to(device), weights)
+        loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
+        return loss, loss_log(loss, losses)
+
+    def samples(step: int) -> None:
+        if options.sample_every and step % options.sample_every == 0:
+            sample_grid(G, tuned, shifts, grid_z, options.truncation, out / "samples" / f"step{step:06d}.png")
+
+    run_steps(counter, options.steps, step_fn, adam_update(opt), out=out, desc="expansion",
+              progress=options.progress, checkpoint=checkpoint, checkpoint_minutes=options.checkpoint_minutes,
+              on_step=on_step, after_step=samples)
+    step, seconds = counter.step, counter.seconds
     return _write_result(options, base, tuned, basis, shifts, step, seconds, out)
 
 

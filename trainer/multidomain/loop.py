@@ -10,8 +10,6 @@ a progress bar, atomic checkpoints every ``checkpoint_minutes``, ``--resume``, r
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -26,13 +24,14 @@ from gandapt.pack import Domain, DomainPack, pack_bytes
 from gandapt.trainer.adapters.loop import _embedder
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _device, _StopRequest, _truncate_log
+from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import mean_embedding
 from gandapt.trainer.multidomain.hypernets import DynaGANHyperNet, HDNMapper
 from gandapt.trainer.multidomain.model import STAGES, hypernet_state
 from gandapt.trainer.multidomain.objectives import DynaGANObjective, HDNObjective, augmented_bank
 from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.steps import Counter, adam_update, check_resume, latent_step_fn, run_steps
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
@@ -118,72 +117,32 @@ def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, fo
     betas = (0.0, 0.99) if options.method == "dynagan" else (0.9, 0.999)
     opt = torch.optim.Adam(objective.trainable(), lr=options.lr, betas=betas)
     gen = torch.Generator().manual_seed(options.seed)
-    step, seconds = 0, 0.0
+    counter = Counter()
     if resume:
         state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-        changed = options.incompatible_with(MultiDomainTrainOptions.from_dict(state["options"]))
-        if changed:
-            raise GandaptError(f"--resume: the run in {out} was started with different {', '.join(changed)}; "
-                               "use the same options or --force to start over")
-        if state["base_fingerprint"] != base.fingerprint:
-            raise GandaptError(f"--resume: {out / CHECKPOINT} belongs to another base model; use --force to start over")
+        check_resume(out, out / CHECKPOINT, options.incompatible_with(MultiDomainTrainOptions.from_dict(state["options"])),
+                     state["base_fingerprint"], base.fingerprint)
         objective.net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["rng"])
-        step, seconds = int(state["step"]), float(state["seconds"])
-        _truncate_log(out / "log.jsonl", step)
+        counter = Counter(int(state["step"]), float(state["seconds"]))
     write_json(out / "training_options.json", options.to_dict())
 
     def checkpoint() -> None:
         state = {"gandapt_format": RUN_FORMAT, "net": {k: v.detach().cpu() for k, v in objective.net.state_dict().items()},
-                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": step, "seconds": seconds,
+                 "opt": opt.state_dict(), "rng": gen.get_state(), "step": counter.step, "seconds": counter.seconds,
                  "options": options.to_dict(), "base_fingerprint": base.fingerprint}
         with atomic_path(out / CHECKPOINT, force=True) as tmp:
             torch.save(state, tmp)
 
     weights = loss_weights(options)
-    progress = None
-    if options.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=options.steps, initial=step, unit="step", desc=options.method, dynamic_ncols=True)
-    log = (out / "log.jsonl").open("a")
-    last_ckpt = time.monotonic()
-    stop = _StopRequest()
-    try:
-        while step < options.steps and not stop.requested:
-            t0 = time.perf_counter()
-            z = torch.randn(options.batch, G.z_dim, generator=gen).to(device)
-            ws = G.mapping(z, truncation_psi=options.truncation)                  # [B, num_ws, w_dim]
-            losses = objective.losses(G, ws, gen)
-            loss = sum(weights[k] * v for k, v in losses.items() if weights.get(k))
-            if not torch.isfinite(loss):
-                raise GandaptError(f"the loss became {loss.item()} at step {step + 1}; stopped, and the last "
-                                   f"checkpoint in {out} is kept; lower --lr and --resume or --force")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            dt = time.perf_counter() - t0
-            seconds += dt
-            log.write(json.dumps({"step": step, "sec_per_step": round(dt, 4), "loss": round(loss.item(), 6),
-                                  **{k: round(v.item(), 6) for k, v in losses.items()}}) + "\n")
-            log.flush()  # a killed run keeps every logged step (a resume trims those past its checkpoint)
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if (time.monotonic() - last_ckpt) / 60 >= options.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if on_step is not None:
-                on_step(step)
-    finally:
-        stop.restore()
-        if progress is not None:
-            progress.close()
-        log.close()
-    checkpoint()
-    if stop.requested:
-        raise GandaptError(f"interrupted after step {step}; checkpoint saved, continue with --resume")
+
+    step_fn = latent_step_fn(G, objective, weights, options.batch, options.truncation, gen, device)
+
+    run_steps(counter, options.steps, step_fn, adam_update(opt), out=out, desc=options.method,
+              progress=options.progress, checkpoint=checkpoint, checkpoint_minutes=options.checkpoint_minutes,
+              on_step=on_step)
+    step, seconds = counter.step, counter.seconds
     return _write_result(options, base, G, layout, objective, conds, source, step, seconds)
 
 
