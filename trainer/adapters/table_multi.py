@@ -39,7 +39,9 @@ MULTI_ROWS = (
     MultiRow("hyperdomainnet", "hyperdomainnet", {"steps": 300}, held_out=True),
     MultiRow("dynagan", "dynagan", {"steps": 300}),
     MultiRow("expansion", "expansion", {"steps": 200}),
-    MultiRow("degan", "degan", {"steps": 300}, held_out=True),
+    # DEGAN at a quarter of the thesis' lr 1e-3: at 1e-3 it overshot ink/painting (+7.5%/+5.1% paired L1);
+    # at 2.5e-4 only the held-out pixel stays above the unadapted model (adaptation_discussion.md).
+    MultiRow("degan", "degan", {"steps": 300, "lr": 0.00025}, held_out=True),
 )
 
 
