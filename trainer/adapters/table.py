@@ -39,7 +39,7 @@ class Row:
 
 
 # Learning rates are a quarter to a fifth of the papers' (the CLI defaults: finetune 0.002, domain-mod 0.02,
-# stylespace 0.05). On this 64-px model those overshoot ink within 10-25 steps (paired L1 +9-13%), and
+# stylespace 0.05). On this 64-px model those overshoot ink within 10-25 steps (paired L1 +6-13%), and
 # domain-mod does so even when trained along the exact paired direction; the smaller steps still move
 # every target towards T(G(w)) (benchmarks/results/adaptation_discussion.md has both tables).
 ROWS = (
