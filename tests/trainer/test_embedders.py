@@ -8,7 +8,7 @@ import torch
 import gandapt
 from gandapt.errors import GandaptError
 from gandapt.samples import data_path
-from gandapt.trainer.embedders import build_embedder
+from gandapt.trainer.embedders import build_embedder, embedder_for, embedder_from_options
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,16 @@ def test_unknown_embedder_and_missing_clip_checkpoint():
         build_embedder("dino")
     with pytest.raises(GandaptError, match="--clip PATH"):
         build_embedder("clip")
+
+
+def test_embedder_from_trainer_options_passes_d_and_clip_settings(tiny):
+    from gandapt.trainer.adapters.options import AdapterTrainOptions
+
+    opts = AdapterTrainOptions(method="genda", model="m.pt", out="o", target="t")   # genda: the disc embedder
+    emb = embedder_from_options(opts.resolved(), tiny.D)
+    assert emb.name == "disc" and emb.dim == 2 * (16 + 32 + 32)   # built on the given D
+    with pytest.raises(GandaptError, match="--clip PATH"):
+        embedder_for("clip", tiny.D, clip=None)
 
 
 @pytest.fixture(scope="module")

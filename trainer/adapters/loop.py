@@ -28,7 +28,7 @@ from gandapt.trainer.adapters.options import AdapterTrainOptions
 from gandapt.trainer.adapters.objectives import DirectionalObjective, GenDAObjective, Objective, TiedLayoutParam
 from gandapt.trainer.adapters.param import LayoutParam
 from gandapt.trainer.adapters.targets import load_targets
-from gandapt.trainer.embedders import build_embedder
+from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import image_direction, text_direction
@@ -39,14 +39,6 @@ CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "samples.png")
 RUN_FORMAT = "gandapt.adapter-run"
 
-
-def _embedder(options: AdapterTrainOptions, D, device):
-    kw = {}
-    if options.embedder == "disc":
-        kw["D"] = D
-    elif options.embedder == "clip":
-        kw.update(checkpoint=options.clip, arch=options.clip_arch, config=options.clip_config)
-    return build_embedder(options.embedder, device=device, **kw)
 
 
 def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: bool = False,
@@ -71,7 +63,7 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     base = load_model(options.model, device=device)
     G = base.G.eval().requires_grad_(False)
     layout = G.synthesis.set_domain_stages(method.stages)
-    emb = _embedder(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
+    emb = embedder_from_options(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
     targets = load_targets(options.target, G.img_resolution, options.shots) if options.target else None
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 

@@ -32,7 +32,7 @@ from gandapt.trainer.degan.file import load_domain_encoder, save_domain_encoder
 from gandapt.trainer.degan.infer import pack_from_images
 from gandapt.trainer.degan.model import STAGES, DomainEncoder, DomainEncoderConfig, DomainVector
 from gandapt.trainer.degan.options import DeganOptions
-from gandapt.trainer.embedders import build_embedder
+from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import directional_loss, indomain_angle_loss, mean_embedding
@@ -42,14 +42,6 @@ from gandapt.trainer.steps import Counter, check_resume, run_steps
 CHECKPOINT, FINAL, MODEL, PACK = "checkpoint.pt", "degan.pt", "model.pt", "domains.safetensors"
 RUN_FILES = (CHECKPOINT, FINAL, MODEL, PACK, "log.jsonl", "training_options.json", "samples.png")
 
-
-def _embedder(options: DeganOptions, D, device):
-    kw = {}
-    if options.embedder == "disc":
-        kw["D"] = D
-    elif options.embedder == "clip":
-        kw.update(checkpoint=options.clip, arch=options.clip_arch, config=options.clip_config)
-    return build_embedder(options.embedder, device=device, **kw)
 
 
 def _load_data(options: DeganOptions, resolution: int) -> torch.Tensor:
@@ -137,7 +129,7 @@ def train_degan(options: DeganOptions, resume: bool = False, force: bool = False
     for name, path in refs:  # a reference the encoder cannot read fails before training
         from gandapt.trainer.degan.infer import read_reference
         read_reference(path, G.img_resolution)
-    emb = _embedder(options, base.D, device)
+    emb = embedder_from_options(options, base.D, device)
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 
     cfg = DomainEncoderConfig.for_generator(base.config, channels=options.channels, hidden=options.hidden)

@@ -5,6 +5,6 @@ method trains with CLIP where a local checkpoint exists and with the offline tow
 Inception, the GAN's own discriminator) everywhere else. :func:`build_embedder` makes one by name.
 """
 
-from gandapt.trainer.embedders.base import EMBEDDERS, Embedder, build_embedder
+from gandapt.trainer.embedders.base import EMBEDDERS, Embedder, build_embedder, embedder_for, embedder_from_options
 
-__all__ = ["EMBEDDERS", "Embedder", "build_embedder"]
+__all__ = ["EMBEDDERS", "Embedder", "build_embedder", "embedder_for", "embedder_from_options"]

@@ -105,3 +105,20 @@ def build_embedder(name: str, device: Optional[torch.device] = None, **options: 
         raise GandaptError(f"unknown embedder {name!r}; choose from {', '.join(EMBEDDERS)}")
     emb = EMBEDDERS[name](**options).freeze()
     return emb.to(device) if device is not None else emb
+
+
+def embedder_for(name: str, D=None, clip: Optional[str] = None, clip_arch: Optional[str] = None,
+                 clip_config: Optional[str] = None, device: Optional[torch.device] = None) -> Embedder:
+    """The embedder a trainer's options (or a saved model's embedder record) name: ``disc`` gets the
+    base model's ``D``, ``clip`` the local checkpoint settings; the others take no options."""
+    kw: Dict[str, Any] = {}
+    if name == "disc":
+        kw["D"] = D
+    elif name == "clip":
+        kw.update(checkpoint=clip, arch=clip_arch, config=clip_config)
+    return build_embedder(name, device=device, **kw)
+
+
+def embedder_from_options(options: Any, D, device: Optional[torch.device] = None) -> Embedder:
+    """:func:`embedder_for` with a trainer's options (``embedder``, ``clip``, ``clip_arch``, ``clip_config``)."""
+    return embedder_for(options.embedder, D, options.clip, options.clip_arch, options.clip_config, device)

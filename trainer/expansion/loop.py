@@ -31,7 +31,7 @@ from gandapt.fingerprint import fingerprint
 from gandapt.io import atomic_path, atomic_write_bytes
 from gandapt.pack import REQUIRES_BASE, Domain, DomainPack, pack_bytes
 from gandapt.trainer.adapters.targets import load_targets
-from gandapt.trainer.embedders import build_embedder
+from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.expansion.basis import LatentBasis, latent_basis
 from gandapt.trainer.expansion.options import ExpansionOptions
 from gandapt.trainer.gan.grid import save_grid
@@ -71,14 +71,6 @@ def expanded_fingerprint(G: torch.nn.Module) -> str:
     """The fingerprint ``gandapt.load`` will report for ``G`` once saved (same keys and order)."""
     return fingerprint(G.config, {k: v.detach().cpu().numpy() for k, v in G.state_dict().items()})
 
-
-def _embedder(options: ExpansionOptions, D, device):
-    kw = {}
-    if options.embedder == "disc":
-        kw["D"] = D
-    elif options.embedder == "clip":
-        kw.update(checkpoint=options.clip, arch=options.clip_arch, config=options.clip_config)
-    return build_embedder(options.embedder, device=device, **kw)
 
 
 def _directions(options: ExpansionOptions, G, emb, device) -> torch.Tensor:
@@ -125,7 +117,7 @@ def train_expansion(options: ExpansionOptions, resume: bool = False, force: bool
     G = base.G.eval().requires_grad_(False)
     basis = latent_basis(G, options.basis_samples, options.dormant_ratio, options.seed)
     shifts = domain_shifts(basis, len(specs), options.distance).to(device)        # [n_dom, w_dim]
-    emb = _embedder(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
+    emb = embedder_from_options(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
     directions = _directions(options, G, emb, device)                             # [n_dom, dim]
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 

@@ -21,7 +21,7 @@ from gandapt.checkpoint import save_native
 from gandapt.errors import GandaptError
 from gandapt.io import atomic_path, atomic_write_bytes
 from gandapt.pack import Domain, DomainPack, pack_bytes
-from gandapt.trainer.adapters.loop import _embedder
+from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.gan.loop import _device
@@ -109,7 +109,7 @@ def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, fo
     base = load_model(options.model, device=device)
     G = base.G.eval().requires_grad_(False)
     layout = G.synthesis.set_domain_stages(STAGES[options.method])
-    emb = _embedder(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
+    emb = embedder_from_options(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
     target_sets = load_target_sets(options, G.img_resolution) if options.targets else []
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 

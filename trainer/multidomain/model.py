@@ -173,13 +173,10 @@ def embed_images(model, images: Union[str, Path, torch.Tensor], embedder=None, s
 
         images = load_targets(str(images), m.G.img_resolution, shots)
     if embedder is None:
-        from gandapt.trainer.embedders import build_embedder
+        from gandapt.trainer.embedders import embedder_for
 
         e = m.embedder
-        kw = {"D": m.D} if e["name"] == "disc" else {}
-        if e["name"] == "clip":
-            kw = {"checkpoint": e.get("clip"), "arch": e.get("clip_arch"), "config": e.get("clip_config")}
-        embedder = build_embedder(e["name"], device=device, **kw)
+        embedder = embedder_for(e["name"], m.D, e.get("clip"), e.get("clip_arch"), e.get("clip_config"), device)
     return mean_embedding(embedder, images.to(device) if device is not None else images).cpu()
 
 
