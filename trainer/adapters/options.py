@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Optional
 
 from gandapt.errors import GandaptError
 from gandapt.trainer.adapters.methods import METHODS
+from gandapt.trainer.run_options import RunOptions
 
 RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "device", "sample_every"})
 
 
 @dataclass(frozen=True)
-class AdapterTrainOptions:
+class AdapterTrainOptions(RunOptions):
     """Everything that defines a ``gandapt-train domain-mod|stylespace`` run (CLI flags mirror it).
 
     ``steps``, ``lr``, ``batch`` and the loss weights left as None take the method's defaults
     (:data:`~gandapt.trainer.adapters.methods.METHODS`); :meth:`resolved` fills them in.
     """
+
+    resumable = RESUMABLE_CHANGES  # not a field: no annotation
 
     method: str
     model: str                                   # base model (any checkpoint format; D needed for --embedder disc)
@@ -89,14 +92,3 @@ class AdapterTrainOptions:
             return self.name
         return Path(self.target).name if self.target else self.text.strip().replace(" ", "_")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AdapterTrainOptions":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def incompatible_with(self, other: "AdapterTrainOptions") -> Tuple[str, ...]:
-        a, b = self.to_dict(), other.to_dict()
-        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))

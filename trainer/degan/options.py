@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 from gandapt.errors import GandaptError
+from gandapt.trainer.run_options import RunOptions
 
 RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "device", "sample_every",
                                "references"})
 
 
 @dataclass(frozen=True)
-class DeganOptions:
+class DeganOptions(RunOptions):
     """Everything that defines a ``gandapt-train degan`` run (CLI flags mirror the fields).
 
     Defaults follow the thesis' ``configs/train.yaml`` (reference/methods.md §6.2): Adam lr 1e-3,
     ExponentialLR γ 0.9999, grad-norm clip 100, direction 1 + tt-direction 1 + in-domain angle 12,
     fade-in of the offsets 0.1 → 1; batch 8 domain images × 4 latents scaled down to 4 × 2 for CPU.
     """
+
+    resumable = RESUMABLE_CHANGES  # not a field: no annotation
 
     model: str                                   # frozen base model (any checkpoint format)
     out: str                                     # run directory
@@ -90,17 +92,3 @@ class DeganOptions:
             return 1.0
         return 0.1 + 0.9 * step / self.fade_steps
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["references"], d["channels"] = list(self.references), list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DeganOptions":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
-
-    def incompatible_with(self, other: "DeganOptions") -> Tuple[str, ...]:
-        """Fields whose difference means ``other``'s checkpoint cannot be resumed with these options."""
-        a, b = self.to_dict(), other.to_dict()
-        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 from gandapt.errors import GandaptError
+from gandapt.trainer.run_options import RunOptions
 
 # Fields that may change between a run and its resume.
 RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "eval_n",
@@ -14,8 +14,10 @@ RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", 
 
 
 @dataclass(frozen=True)
-class EncoderTrainOptions:
+class EncoderTrainOptions(RunOptions):
     """Everything that defines a ``gandapt-train encoder`` run (CLI flags mirror the fields)."""
+
+    resumable = RESUMABLE_CHANGES  # not a field: no annotation
 
     model: str                                # base model the encoder inverts into (any checkpoint format)
     out: str                                  # run directory
@@ -53,17 +55,3 @@ class EncoderTrainOptions:
         if not 0 < self.psi_min <= 1:
             raise GandaptError(f"psi_min must lie in (0, 1], got {self.psi_min}")
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels) if self.channels is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EncoderTrainOptions":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def incompatible_with(self, other: "EncoderTrainOptions") -> Tuple[str, ...]:
-        """Fields whose difference means ``other``'s checkpoint cannot be resumed with these options."""
-        a, b = self.to_dict(), other.to_dict()
-        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from gandapt.errors import GandaptError
+from gandapt.trainer.run_options import RunOptions
 
 RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "device", "sample_every"})
 
@@ -22,13 +22,15 @@ class DomainSpec:
 
 
 @dataclass(frozen=True)
-class ExpansionOptions:
+class ExpansionOptions(RunOptions):
     """Everything that defines a ``gandapt-train expansion`` run (CLI flags mirror the fields).
 
     Defaults follow the paper's code (reference/methods.md §5.1: all synthesis weights trained,
     L_expand weight 1, L_recon 10 (MSE) + 10 (LPIPS; here the embedder's features), lr 0.001-0.002)
     scaled to CPU step budgets.
     """
+
+    resumable = RESUMABLE_CHANGES  # not a field: no annotation
 
     model: str                                   # base model (any checkpoint format)
     out: str                                     # run directory
@@ -92,21 +94,6 @@ class ExpansionOptions:
             raise GandaptError(f"target(s) {', '.join(same)} given twice under different names; two domains "
                                "with one target would train the same style twice")
         return specs
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["targets"], d["texts"] = list(self.targets), list(self.texts)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ExpansionOptions":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
-
-    def incompatible_with(self, other: "ExpansionOptions") -> Tuple[str, ...]:
-        """Fields whose difference means ``other``'s checkpoint cannot be resumed with these options."""
-        a, b = self.to_dict(), other.to_dict()
-        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))
 
 
 def _spec(text: str, kind: str) -> DomainSpec:

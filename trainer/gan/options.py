@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 from gandapt.errors import GandaptError
+from gandapt.trainer.run_options import RunOptions
 
 # Widths per resolution 4, 8, ... chosen for 2 CPU cores (reference/cpu-training.md): narrow at
 # 32–64 px where the FLOPs are, 128 channels below.
@@ -23,11 +23,13 @@ RESUMABLE_CHANGES = frozenset({"out", "kimg", "steps", "checkpoint_minutes", "ch
 
 
 @dataclass(frozen=True)
-class BaseTrainOptions:
+class BaseTrainOptions(RunOptions):
     """Everything that defines a ``gandapt-train base`` run.
 
     Attributes mirror the CLI flags one-to-one; see ``gandapt-train base --help`` for the defaults.
     """
+
+    resumable = RESUMABLE_CHANGES  # not a field: no annotation
 
     data: str                                # image folder (any images; avatars from `data avatars`)
     out: str                                 # run directory
@@ -86,17 +88,3 @@ class BaseTrainOptions:
             return self.steps
         return max(1, int(self.kimg * 1000 // self.batch))
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels) if self.channels is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BaseTrainOptions":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def incompatible_with(self, other: "BaseTrainOptions") -> Tuple[str, ...]:
-        """Fields whose difference means ``other``'s checkpoint cannot be resumed with these options."""
-        a, b = self.to_dict(), other.to_dict()
-        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))

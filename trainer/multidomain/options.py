@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from gandapt.errors import GandaptError
+from gandapt.trainer.run_options import RunOptions
 
 RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", "progress", "device"})
 
@@ -26,11 +27,13 @@ METHODS = tuple(DEFAULTS)
 
 
 @dataclass(frozen=True)
-class MultiDomainTrainOptions:
+class MultiDomainTrainOptions(RunOptions):
     """Everything that defines a ``gandapt-train hyperdomainnet|dynagan`` run (CLI flags mirror it).
 
     Fields left as None take the method's :data:`DEFAULTS`; :meth:`resolved` fills them in.
     """
+
+    resumable = RESUMABLE_CHANGES  # not a field: no annotation
 
     method: str                                  # hyperdomainnet | dynagan
     model: str                                   # frozen base model (any checkpoint format)
@@ -111,15 +114,3 @@ class MultiDomainTrainOptions:
             return tuple(Path(t).name or str(t) for t in self.targets)
         return tuple(t.strip().replace(" ", "_").replace("/", "_") for t in self.texts)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MultiDomainTrainOptions":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
-
-    def incompatible_with(self, other: "MultiDomainTrainOptions") -> Tuple[str, ...]:
-        a, b = self.to_dict(), other.to_dict()
-        return tuple(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))
