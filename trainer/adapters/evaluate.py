@@ -19,7 +19,6 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from gandapt.errors import GandaptError
 
@@ -48,7 +47,7 @@ def load_domain(model: str, domain: Optional[str] = None, pack: Optional[str] = 
     model is its own adapted generator and compares against ``base`` (default: the base it records).
     """
     import gandapt
-    from gandapt.pack import check_compatible, load_pack
+    from gandapt.pack import check_compatible
 
     ck = gandapt.load(model, with_d=False)
     stored = ck.extra.get("domain_pack")

@@ -59,7 +59,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def _score(E: Encoder, G: Generator, x: torch.Tensor, ws: Optional[torch.Tensor], w_var: float,
            batch: int = 64) -> Tuple[Dict[str, float], torch.Tensor, torch.Tensor]:
-    recs, bases, errs = [], [], []
+    recs, errs = [], []
     base_ws = G.mapping.w_avg.expand(1, G.num_ws, -1)
     base_img = G.synthesis(base_ws, noise_mode="const")           # [1, 3, R, R]
     for i in range(0, x.shape[0], batch):
