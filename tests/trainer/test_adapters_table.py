@@ -43,6 +43,8 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     # each row states the learning rate it was trained with: the row's own, else the method's default
     assert dm["lr"] == 0.004 and ft["lr"] == 0.002
     assert "| domain-mod | sketch | 1 | 2 | 0.004 |" in text
+    # and the CPU threads it trained with (build_table's default: torch's, shown as "all")
+    assert dm["threads"] == ft["threads"] == "all" and "| train s | threads |" in text
     assert cv2.imread(str(out / "adaptation.png")) is not None
     # a second call reuses runs and cached metrics
     stamp = (tmp_path / "work" / "runs" / "domain-mod-sketch-1shot" / "eval.json").stat().st_mtime_ns
@@ -112,7 +114,7 @@ def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch
     assert ("hyperdomainnet", "colorshift") in got and ("degan", "colorshift") in got
     assert ("dynagan", "colorshift") not in got and ("expansion", "colorshift") not in got
     assert ("unadapted", "colorshift") in got
-    assert all(r["lr"] > 0 for r in results if r["method"] != "unadapted")
+    assert all(r["lr"] > 0 and r["threads"] for r in results if r["method"] != "unadapted")
     held = [r for r in results if r["target"] == "colorshift"]
     assert held[0]["method"] == "unadapted" and all(r["held_out"] for r in held)
     assert all(r["paired_l1"] > 0 and r["bytes_per_domain"] > 0 for r in results if r["method"] != "unadapted")

@@ -155,7 +155,7 @@ def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, 
                     size = int(np.count_nonzero(adapter["values"].numpy() - _identity(ck, adapter))) * 4
                 results.append({"method": row.label, "target": target, "shots": shots,
                                 "steps": ck.extra["steps"], "lr": saved_lr(out),
-                                "train_seconds": _train_seconds(out, ck.extra),
+                                "train_seconds": _train_seconds(out, ck.extra), "threads": saved_threads(out),
                                 "trainable_params": int(adapter["trainable_params"]), "bytes_per_domain": size,
                                 **metrics})
     return results
@@ -173,10 +173,21 @@ def unadapted_row(model: str, work: Path, target: str, folder: Path, n_fid: int,
             "trainable_params": 0, "bytes_per_domain": 0, **json.loads(cache.read_text())}
 
 
-def saved_lr(out: Path) -> Optional[float]:
-    """The learning rate a run was trained with (its ``training_options.json``); None when unknown."""
+def saved_option(out: Path, key: str) -> Any:
+    """One setting a run was trained with (its ``training_options.json``); None when unknown."""
     path = out / "training_options.json"
-    return json.loads(path.read_text()).get("lr") if path.is_file() else None
+    return json.loads(path.read_text()).get(key) if path.is_file() else None
+
+
+def saved_lr(out: Path) -> Optional[float]:
+    """The learning rate a run was trained with; None when unknown."""
+    return saved_option(out, "lr")
+
+
+def saved_threads(out: Path) -> str:
+    """The CPU threads a run trained with, as the table shows them: a number, or "all" (torch's default)."""
+    threads = saved_option(out, "threads")
+    return str(threads) if threads else "all"
 
 
 def _train_seconds(out: Path, extra: dict) -> float:
@@ -196,14 +207,14 @@ def _identity(ck, adapter) -> np.ndarray:
 
 COLUMNS = (("method", "method", "{}"), ("target", "target", "{}"), ("shots", "shots", "{}"),
            ("steps", "steps", "{}"), ("lr", "lr", "{:g}"), ("train s", "train_seconds", "{:.0f}"),
-           ("params", "trainable_params", "{:,}"), ("bytes/domain", "bytes_per_domain", "{:,}"),
+           ("threads", "threads", "{}"), ("params", "trainable_params", "{:,}"), ("bytes/domain", "bytes_per_domain", "{:,}"),
            ("paired L1 ↓", "paired_l1", "{:.4f}"), ("FID ↓", "fid", "{:.1f}"), ("KID×1e3 ↓", "kid", "{:.2f}"),
            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
            ("quality", "quality", "{:.3f}"), ("diversity", "diversity", "{:.3f}"))
 
 
 def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
-    cols = COLUMNS[:9] + (("vs unadapted", "delta_paired", "{:+.1%}"),) + COLUMNS[9:]
+    cols = COLUMNS[:10] + (("vs unadapted", "delta_paired", "{:+.1%}"),) + COLUMNS[10:]
     head = "| " + " | ".join(c[0] for c in cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n"
     base = {r["target"]: r["paired_l1"] for r in results if r["method"] == "unadapted"}
     lines = []
@@ -222,7 +233,7 @@ def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
             f"transform; FID/KID/precision/recall with N = {n} generated vs {n} target images; paired L1 on "
             f"[0, 1] over {meta['paired_n']} latents (ψ = 0.7) against T(G(w)) (\"vs unadapted\": its change "
             f"from the unadapted model's paired L1 on that target; negative is better); quality/diversity with "
-            f"the VGG19 style embedder; train s = steps × median step time. Machine: {meta['machine']}. "
+            f"the VGG19 style embedder; train s = steps × median step time, one run at a time with the CPU threads shown (all: torch's default). Machine: {meta['machine']}. "
             f"Regenerate with `{meta['command']}`.\n\n"
             "Multi-domain rows (hyperdomainnet, dynagan, expansion, degan) come from one model per method trained "
             "over all three targets at once, one reference image each (the single-domain rows' one-shot "
