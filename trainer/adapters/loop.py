@@ -40,7 +40,6 @@ RUN_FILES = (CHECKPOINT, FINAL, PACK, "log.jsonl", "training_options.json", "sam
 RUN_FORMAT = "gandapt.adapter-run"
 
 
-
 def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: bool = False,
                   on_step: Optional[Callable[[int], None]] = None) -> Path:
     """Train one domain for a frozen base model.

@@ -184,8 +184,11 @@ def saved_lr(out: Path) -> Optional[float]:
     return saved_option(out, "lr")
 
 
-def saved_threads(out: Path) -> str:
-    """The CPU threads a run trained with, as the table shows them: a number, or "all" (torch's default)."""
+def saved_threads(out: Path) -> Optional[str]:
+    """The CPU threads a run trained with, as the table shows them: a number, "all" (torch's default),
+    or None when the run records no options."""
+    if not (out / "training_options.json").is_file():
+        return None
     threads = saved_option(out, "threads")
     return str(threads) if threads else "all"
 
@@ -233,7 +236,8 @@ def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
             f"transform; FID/KID/precision/recall with N = {n} generated vs {n} target images; paired L1 on "
             f"[0, 1] over {meta['paired_n']} latents (ψ = 0.7) against T(G(w)) (\"vs unadapted\": its change "
             f"from the unadapted model's paired L1 on that target; negative is better); quality/diversity with "
-            f"the VGG19 style embedder; train s = steps × median step time, one run at a time with the CPU threads shown (all: torch's default). Machine: {meta['machine']}. "
+            f"the VGG19 style embedder; train s = steps × median step time with the CPU threads shown (all: "
+            f"torch's default). Machine: {meta['machine']}. "
             f"Regenerate with `{meta['command']}`.\n\n"
             "Multi-domain rows (hyperdomainnet, dynagan, expansion, degan) come from one model per method trained "
             "over all three targets at once, one reference image each (the single-domain rows' one-shot "

@@ -195,7 +195,8 @@ def evaluate_multi_runs(model: str, work: Path, seen: Dict[str, Path], unseen: D
             dom = (pack if extra_pack is None else load_pack(extra_pack))[name]
             size = int(sum(v.size for v in dom.tensors.values())) * 4
             results.append({"method": row.label, "target": name, "shots": 1, "steps": steps, "lr": single.saved_lr(out),
-                            "threads": single.saved_threads(out), "train_seconds": seconds, "trainable_params": params, "bytes_per_domain": size,
+                            "threads": single.saved_threads(out), "train_seconds": seconds,
+                            "trainable_params": params, "bytes_per_domain": size,
                             "held_out": name in unseen, "domains_in_model": len(seen),
                             **_evaluate(model, out, row, name, folder, n_fid, paired_n, extra_pack)})
     return results

@@ -43,7 +43,6 @@ CHECKPOINT, FINAL, MODEL, PACK = "checkpoint.pt", "degan.pt", "model.pt", "domai
 RUN_FILES = (CHECKPOINT, FINAL, MODEL, PACK, "log.jsonl", "training_options.json", "samples.png")
 
 
-
 def _load_data(options: DeganOptions, resolution: int) -> torch.Tensor:
     """The training domain images as float [N, 3, R, R] in [-1, 1]."""
     from gandapt.trainer.metrics.evaluate import list_images, load_image

@@ -72,7 +72,6 @@ def expanded_fingerprint(G: torch.nn.Module) -> str:
     return fingerprint(G.config, {k: v.detach().cpu().numpy() for k, v in G.state_dict().items()})
 
 
-
 def _directions(options: ExpansionOptions, G, emb, device) -> torch.Tensor:
     """Unit target direction of every domain: [n_domains, dim]."""
     specs = options.domains()
