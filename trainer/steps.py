@@ -9,6 +9,8 @@ turning into "checkpoint saved, continue with --resume".
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from gandapt.errors import GandaptError
+from gandapt.io import atomic_write_bytes
 
 StepFn = Callable[[int], Tuple[torch.Tensor, Dict[str, float]]]
 
@@ -27,6 +30,34 @@ class Counter:
 
     step: int = 0
     seconds: float = 0.0
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (main thread only)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once; the last checkpoint stays valid
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log records past ``step`` (logged after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode(), force=True)
 
 
 def check_resume(out: Path, checkpoint: Path, changed: Sequence[str], saved_fingerprint: str,
@@ -101,16 +132,14 @@ def run_steps(counter: Counter, total: int, step_fn: StepFn, update: Callable[[t
         GandaptError: a non-finite loss (nothing is updated or saved past the last checkpoint), or an
             interruption (Ctrl-C / SIGTERM; the checkpoint is saved first).
     """
-    from gandapt.trainer.gan.loop import _StopRequest, _truncate_log
-
-    _truncate_log(Path(out) / "log.jsonl", counter.step)  # a resumed run drops steps logged past its checkpoint
+    truncate_log(Path(out) / "log.jsonl", counter.step)  # a resumed run drops steps logged past its checkpoint
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=total, initial=counter.step, unit="step", desc=desc, dynamic_ncols=True)
     log = (Path(out) / "log.jsonl").open("a")
     last_ckpt = time.monotonic()
-    stop = _StopRequest()
+    stop = StopRequest()
     try:
         while counter.step < total and not stop.requested:
             t0 = time.perf_counter()

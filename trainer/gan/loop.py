@@ -12,9 +12,7 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,7 +24,6 @@ from gandapt.config import DiscriminatorConfig, GeneratorConfig
 from gandapt.discriminator import Discriminator
 from gandapt.errors import GandaptError
 from gandapt.generator import Generator
-from gandapt.io import atomic_write_bytes
 from gandapt.trainer.gan import dist
 from gandapt.trainer.gan.augment import diff_augment, parse_policy
 from gandapt.trainer.gan.grid import save_grid
@@ -35,6 +32,7 @@ from gandapt.trainer.gan.options import BaseTrainOptions
 from gandapt.trainer.gan.state import (CHECKPOINT, TrainState, load_checkpoint, rng_state,
                                        save_checkpoint, set_rng_state)
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.steps import StopRequest, truncate_log
 
 GRID_SIZE = 64  # samples in each snapshot grid (8×8, fixed latents)
 
@@ -199,7 +197,7 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
             print("warning: multi-process resume restarts the per-process random streams from the seed",
                   file=sys.stderr)
         if info.is_main:
-            _truncate_log(out / "log.jsonl", state.step)  # steps after the checkpoint run again
+            truncate_log(out / "log.jsonl", state.step)  # steps after the checkpoint run again
     dist.broadcast_module(G, info)
     dist.broadcast_module(D, info)
     grid_z = torch.randn(GRID_SIZE, G.z_dim, generator=torch.Generator().manual_seed(options.seed)).to(device)
@@ -222,7 +220,7 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
                             rng_state(data_gen, aug_gen))
 
     # Ctrl-C / SIGTERM finish the step in flight, so the checkpoint is taken at a step boundary.
-    stop = _StopRequest()
+    stop = StopRequest()
     try:
         while state.step < total and not stop.requested:
             t0 = time.perf_counter()
@@ -275,34 +273,6 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
     dist.barrier(info)
     dist.shutdown(info)
     return final
-
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (main thread only)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C stops at once; the last checkpoint stays valid
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log records past ``step`` (logged after the checkpoint a resume starts from)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode(), force=True)
 
 
 def _resolved(options: BaseTrainOptions, resolution: int) -> BaseTrainOptions:
