@@ -154,8 +154,8 @@ def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: b
     quarter to a fifth of the CLI defaults, which overshoot at 64 px): 1-shot runs on every target,
     10-shot runs on sketch. Then one model per multi-domain method over all targets (hyperdomainnet/
     dynagan 300 steps, expansion 200, degan 300 at a quarter of its default lr); hyperdomainnet and
-    degan also make domains for held-out targets (colorshift, pixel). On 2 CPU cores a run takes about 4 minutes with
-    its metrics, the table about 2 hours. Saved runs and metrics are reused (a run whose options
+    degan also make domains for held-out targets (colorshift, pixel). On 2 CPU cores a run takes
+    about 4 minutes with its metrics, the table about 2 hours. Saved runs and metrics are reused (a run whose options
     changed is retrained), so rerunning only renders.
     """
     from gandapt.trainer.adapters.table import build_table

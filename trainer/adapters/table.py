@@ -210,7 +210,8 @@ def _identity(ck, adapter) -> np.ndarray:
 
 COLUMNS = (("method", "method", "{}"), ("target", "target", "{}"), ("shots", "shots", "{}"),
            ("steps", "steps", "{}"), ("lr", "lr", "{:g}"), ("train s", "train_seconds", "{:.0f}"),
-           ("threads", "threads", "{}"), ("params", "trainable_params", "{:,}"), ("bytes/domain", "bytes_per_domain", "{:,}"),
+           ("threads", "threads", "{}"), ("params", "trainable_params", "{:,}"),
+           ("bytes/domain", "bytes_per_domain", "{:,}"),
            ("paired L1 ↓", "paired_l1", "{:.4f}"), ("FID ↓", "fid", "{:.1f}"), ("KID×1e3 ↓", "kid", "{:.2f}"),
            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
            ("quality", "quality", "{:.3f}"), ("diversity", "diversity", "{:.3f}"))
