@@ -140,7 +140,7 @@ def _summary_line(s: Dict[str, Any]) -> str:
               help="Domain pack to take --domain from (default: the model's own pack).")
 @click.option("--domain", metavar="NAME", help="Render in this domain of the pack.")
 @click.option("--cols", type=click.IntRange(min=1), help="Images per row (default: a square-ish grid).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device to render on.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device to render on: auto, cpu, cuda, cuda:N.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON only.")
 @user_errors()
@@ -151,8 +151,10 @@ def main(model: Optional[Path], out: Path, n: int, seed: int, truncation: float,
     The same seed gives the same images. With --domain, the images are rendered in that domain of
     --domains PACK, or of the pack stored in the model file.
     """
+    from gandapt.device import resolve_device  # imports torch: not at module level, so --help stays fast
+
     summary = generate_grid(model, out, n=n, seed=seed, truncation=truncation, domain=domain,
-                            domains=domains, cols=cols, force=force, device=device)
+                            domains=domains, cols=cols, force=force, device=str(resolve_device(device)))
     click.echo(json.dumps(summary, indent=2) if as_json else _summary_line(summary))
 
 

@@ -20,6 +20,7 @@ import torch
 
 from gandapt.checkpoint import load as load_model
 from gandapt.checkpoint import save_native
+from gandapt.device import resolve_device
 from gandapt.errors import GandaptError
 from gandapt.io import atomic_path, atomic_write_bytes
 from gandapt.pack import Domain, DomainPack, pack_bytes
@@ -30,7 +31,6 @@ from gandapt.trainer.adapters.param import LayoutParam
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import image_direction, text_direction
 from gandapt.trainer.rundir import prepare_out, write_json
 from gandapt.trainer.steps import Counter, adam_update, check_resume, latent_step_fn, run_steps
@@ -56,7 +56,7 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     options = options.resolved()
     method = METHODS[options.method]
     out = Path(options.out)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     base = load_model(options.model, device=device)

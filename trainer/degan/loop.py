@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from gandapt.checkpoint import load as load_model
 from gandapt.checkpoint import save_native
+from gandapt.device import resolve_device
 from gandapt.errors import GandaptError
 from gandapt.io import atomic_write_bytes
 from gandapt.pack import pack_bytes
@@ -34,7 +35,6 @@ from gandapt.trainer.degan.model import STAGES, DomainEncoder, DomainEncoderConf
 from gandapt.trainer.degan.options import DeganOptions
 from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import directional_loss, indomain_angle_loss, mean_embedding
 from gandapt.trainer.rundir import prepare_out, write_json
 from gandapt.trainer.steps import Counter, check_resume, run_steps
@@ -117,7 +117,7 @@ def train_degan(options: DeganOptions, resume: bool = False, force: bool = False
             --resume/--force), or a non-finite loss (the last checkpoint is kept).
     """
     out = Path(options.out)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     refs = options.reference_names()

@@ -17,12 +17,13 @@ import torch
 
 from gandapt.checkpoint import load as load_model
 from gandapt.checkpoint import load_encoder, save_encoder
+from gandapt.device import resolve_device
 from gandapt.encoder import Encoder, EncoderConfig
 from gandapt.errors import GandaptError
 from gandapt.trainer.encoder.evaluate import evaluate_encoder, latent_variance, sample_pairs, summary_lines
 from gandapt.trainer.encoder.options import EncoderTrainOptions
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _device, load_images
+from gandapt.trainer.gan.loop import load_images
 from gandapt.trainer.rundir import prepare_out, write_json
 from gandapt.trainer.steps import Counter, adam_update, check_resume, run_steps
 
@@ -57,7 +58,7 @@ def train_encoder(options: EncoderTrainOptions, resume: bool = False, force: boo
         ``out/metrics.json``).
     """
     out = Path(options.out)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     base = load_model(options.model, device=device, with_d=False)

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from gandapt.checkpoint import load as load_model
 from gandapt.checkpoint import save_native
+from gandapt.device import resolve_device
 from gandapt.errors import GandaptError
 from gandapt.fingerprint import fingerprint
 from gandapt.io import atomic_path, atomic_write_bytes
@@ -35,7 +36,6 @@ from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.expansion.basis import LatentBasis, latent_basis
 from gandapt.trainer.expansion.options import ExpansionOptions
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import directional_loss, image_direction, indomain_angle_loss, text_direction
 from gandapt.trainer.rundir import prepare_out, write_json
 from gandapt.trainer.steps import Counter, adam_update, check_resume, loss_log, run_steps
@@ -108,7 +108,7 @@ def train_expansion(options: ExpansionOptions, resume: bool = False, force: bool
             run without --resume/--force), or a non-finite loss (the last checkpoint is kept).
     """
     out = Path(options.out)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     specs = options.domains()

@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from gandapt.config import DiscriminatorConfig, GeneratorConfig
+from gandapt.device import resolve_device
 from gandapt.discriminator import Discriminator
 from gandapt.errors import GandaptError
 from gandapt.generator import Generator
@@ -35,18 +35,6 @@ from gandapt.trainer.rundir import prepare_out, write_json
 from gandapt.trainer.steps import StopRequest, truncate_log
 
 GRID_SIZE = 64  # samples in each snapshot grid (8×8, fixed latents)
-
-
-def _device(name: str) -> torch.device:
-    """The training device; under torchrun each process takes the GPU of its LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
 
 
 RUN_FILES = ("checkpoint.pt", "model.pt", "log.jsonl", "metrics.jsonl", "training_options.json")
@@ -157,7 +145,7 @@ def train_base(options: BaseTrainOptions, resume: bool = False, force: bool = Fa
         Path of the final model file (``out/model.pt``: G_ema + D in gandapt's native format).
     """
     out = Path(options.out)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     info = dist.init_from_env(device)
     if options.threads:
         torch.set_num_threads(options.threads)

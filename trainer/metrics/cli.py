@@ -45,13 +45,13 @@ def fid(model: Optional[str], data: str, fake_dir: Optional[str], n: int, batch:
     with the StyleGAN papers' at equal N. Every figure is printed with its N.
     """
     from .evaluate import evaluate_folders, evaluate_generator
-    from .inception import default_device
+    from gandapt.device import resolve_device
 
     if (model is None) == (fake_dir is None):
         raise click.UsageError("give either MODEL or --fake-dir (exactly one)")
     if model is not None and resolution is not None:
         raise click.UsageError("--resolution goes with --fake-dir; MODEL's images are compared at its own resolution")
-    device = default_device(device)
+    device = str(resolve_device(device))
     if model is not None:
         import gandapt
 

@@ -22,7 +22,7 @@ import functools
 import importlib.util
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 from torch import nn
@@ -213,10 +213,3 @@ def inception_features(images: Images, device: str = "cpu", batch_size: int = 32
                        progress: bool = False) -> torch.Tensor:
     """One-call form of :class:`InceptionFeatures`: [N, 3, H, W] images → [N, 2048] features."""
     return InceptionFeatures(device, batch_size, progress)(images)
-
-
-def default_device(device: Optional[str] = None) -> str:
-    """``device`` as given, else 'cuda' when a GPU is visible, else 'cpu'."""
-    if device and device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"

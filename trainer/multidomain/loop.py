@@ -18,13 +18,13 @@ from torch.nn import functional as F
 
 from gandapt.checkpoint import load as load_model
 from gandapt.checkpoint import save_native
+from gandapt.device import resolve_device
 from gandapt.errors import GandaptError
 from gandapt.io import atomic_path, atomic_write_bytes
 from gandapt.pack import Domain, DomainPack, pack_bytes
 from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.gan.grid import save_grid
-from gandapt.trainer.gan.loop import _device
 from gandapt.trainer.losses.directional import mean_embedding
 from gandapt.trainer.multidomain.hypernets import DynaGANHyperNet, HDNMapper
 from gandapt.trainer.multidomain.model import STAGES, hypernet_state
@@ -103,7 +103,7 @@ def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, fo
     """
     options = options.resolved()
     out = Path(options.out)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     base = load_model(options.model, device=device)
