@@ -159,6 +159,19 @@ def test_genda_trains_w_and_last_torgb_against_a_classifier(variant, target_dir,
     assert len((out / "log.jsonl").read_text().splitlines()) == 5
 
 
+
+def test_genda_runs_with_one_seed_are_identical(target_dir, tmp_path):
+    """The classifier's initial weights follow --seed, so a rerun reproduces the domain exactly."""
+    def domain(name, seed):
+        train_adapter(AdapterTrainOptions(method="genda", target=str(target_dir), shots=1, out=str(tmp_path / name),
+                                          model=MODEL, batch=4, steps=3, seed=seed, progress=False))
+        pack = load_pack(tmp_path / name / "domains.safetensors")
+        return pack[pack.names[0]].tensors
+
+    a, b, c = domain("a", 0), domain("b", 0), domain("c", 1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+
 def test_finetune_writes_a_new_base_model(target_dir, tmp_path, capsys):
     out = tmp_path / "run"
     path = train_adapter(AdapterTrainOptions(method="finetune", target=str(target_dir), out=str(out), **FAST))

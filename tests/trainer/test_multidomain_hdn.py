@@ -202,3 +202,18 @@ def test_text_domains_through_a_tiny_clip(tiny_clip, tmp_path):
     assert vec.shape == (m.full_layout.size,) and np.isfinite(vec).all()
     assert np.abs(vec - m.full_layout.identity()).max() > 0
     assert load_pack(out / "domains.safetensors").names == ("pencil_sketch", "ink_drawing")
+
+
+@pytest.mark.parametrize("method", ["hyperdomainnet", "dynagan"])
+def test_the_seed_fixes_the_trained_hypernetwork(method, targets, tmp_path):
+    """--seed sets the hypernetwork's initial weights too, so equal seeds train to equal weights."""
+    def trained(name, seed):
+        path = train_multidomain(MultiDomainTrainOptions(
+            out=str(tmp_path / name), targets=(str(targets["sketch"]), str(targets["ink"])), seed=seed,
+            **{**FAST, "method": method, "steps": 2}))
+        return torch.load(path, weights_only=True)["extra"]["hypernet"]["state"]
+
+    a, b, c = trained("a", 0), trained("b", 0), trained("c", 1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert torch.rand(1).item() != torch.rand(1).item()  # the global RNG was not left seeded

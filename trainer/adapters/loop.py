@@ -33,6 +33,7 @@ from gandapt.trainer.embedders import embedder_from_options
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.losses.directional import image_direction, text_direction
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.seed import seeded
 from gandapt.trainer.steps import Counter, adam_update, check_resume, latent_step_fn, run_steps
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
@@ -66,7 +67,8 @@ def train_adapter(options: AdapterTrainOptions, resume: bool = False, force: boo
     targets = load_targets(options.target, G.img_resolution, options.shots) if options.target else None
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 
-    objective = build_objective(options, G, base, layout, emb, targets, device)
+    with seeded(options.seed):  # GenDA's classifier starts from the same weights for the same --seed
+        objective = build_objective(options, G, base, layout, emb, targets, device)
     param = getattr(objective, "param", None)
     opt = torch.optim.Adam(objective.trainable(), lr=options.lr,
                            betas=(0.0, 0.99) if options.method == "finetune" else (0.9, 0.999))

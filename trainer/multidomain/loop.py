@@ -31,6 +31,7 @@ from gandapt.trainer.multidomain.model import STAGES, hypernet_state
 from gandapt.trainer.multidomain.objectives import DynaGANObjective, HDNObjective, augmented_bank
 from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
 from gandapt.trainer.rundir import prepare_out, write_json
+from gandapt.trainer.seed import seeded
 from gandapt.trainer.steps import Counter, adam_update, check_resume, latent_step_fn, run_steps
 
 CHECKPOINT, FINAL, PACK = "checkpoint.pt", "model.pt", "domains.safetensors"
@@ -113,7 +114,8 @@ def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, fo
     target_sets = load_target_sets(options, G.img_resolution) if options.targets else []
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 
-    objective, conds, source = build_objective(options, G, layout, emb, target_sets, device)
+    with seeded(options.seed):  # the hypernetwork's initial weights follow --seed
+        objective, conds, source = build_objective(options, G, layout, emb, target_sets, device)
     betas = (0.0, 0.99) if options.method == "dynagan" else (0.9, 0.999)
     opt = torch.optim.Adam(objective.trainable(), lr=options.lr, betas=betas)
     gen = torch.Generator().manual_seed(options.seed)
