@@ -36,6 +36,7 @@ from gandapt.errors import DomainError, GandaptError
 from gandapt.export.encoder_graph import ENCODER_FILE, encoder_manifest_fields, resolve_encoder
 from gandapt.export.manifest import MANIFEST, PACK_FILE, Manifest, graph_entry
 from gandapt.export.spec import ExportSpec
+from gandapt.io import temp_beside
 from gandapt.pack import DomainPack, check_compatible, load_pack, save_pack
 
 PathLike = Union[str, os.PathLike]
@@ -98,8 +99,7 @@ def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional
               f"{','.join(layout.stages) or '(none)'}, D={layout.size}"
               + (f"; encoder {enc.path}" if enc is not None else ""), time.perf_counter() - t)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    stage = temp_beside(out, ".partial", directory=True)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes 0700; the bundle gets the usual directory mode
@@ -254,6 +254,12 @@ def _subset(pack: DomainPack, only: Optional[Iterable[str]], fingerprint: str) -
     names = list(pack.names)
     if only is not None:
         wanted = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
+        if not wanted:
+            raise DomainError(f"--only names no domain; give comma-separated names from: {', '.join(pack.names)}, "
+                              "or leave --only out to export them all")
+        dup = sorted({n for n in wanted if wanted.count(n) > 1})
+        if dup:
+            raise DomainError(f"--only lists {', '.join(map(repr, dup))} more than once; name each domain once")
         unknown = [n for n in wanted if n not in pack]
         if unknown:
             raise DomainError(f"unknown domain(s) {', '.join(map(repr, unknown))} in --only; "

@@ -74,6 +74,8 @@ def main(model: Path, out: Path, domains: Optional[Path], only: Optional[str], e
     # Resolve the optional parts before the (slow) export so a missing one fails at once.
     build_engine = _optional("engine", "build_engine") if engine else None
     write_repo = _optional("triton_repo", "write_triton_repo") if triton_repo else None
+    if triton_repo:
+        _optional("triton_repo", "check_repo_dir")(triton_repo, force)
     if engine:  # no TensorRT or GPU: say so now, not after minutes of export
         _optional("engine", "require_tensorrt")()
     from gandapt.export.bundle import export_bundle

@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from gandapt.errors import GandaptError
 from gandapt.export.engine import GRAPH_FILES, graph_spec, read_manifest
+from gandapt.io import temp_beside
 
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
 MAPPING, SYNTHESIS, ENSEMBLE, ENCODER = "gandapt_mapping", "gandapt_synthesis", "gandapt_generate", "gandapt_encoder"
@@ -166,6 +166,20 @@ def _engine_spec(bundle: Path, manifest: Optional[Dict[str, Any]], graph: str) -
             "max_batch": (entry.get("batch") or {}).get("max")}
 
 
+def check_repo_dir(repo_dir: Union[str, Path], force: bool = False) -> None:
+    """Refuse a repository path that is a file, or a non-empty folder without ``force`` (checked
+    before an export starts, so the refusal does not come after minutes of work).
+
+    Raises:
+        GandaptError: either case.
+    """
+    repo = Path(repo_dir)
+    if repo.exists() and not repo.is_dir():
+        raise GandaptError(f"{repo} is a file; give a directory for the Triton model repository")
+    if repo.exists() and any(repo.iterdir()) and not force:
+        raise GandaptError(f"{repo} exists and is not empty; pass --force to replace gandapt's models in it")
+
+
 def write_triton_repo(
     bundle_dir: os.PathLike,
     repo_dir: os.PathLike,
@@ -197,11 +211,7 @@ def write_triton_repo(
         raise GandaptError(f"unknown Triton platform {unknown or platforms}; use {' and/or '.join(PLATFORMS)}")
     if max_batch < 1:
         raise GandaptError(f"max_batch must be >= 1, got {max_batch}")
-    if repo.exists() and not repo.is_dir():
-        raise GandaptError(f"{repo} is a file; give a directory for the Triton model repository")
-    if repo.exists() and any(repo.iterdir()) and not force:
-        raise GandaptError(f"{repo} exists and is not empty; pass force=True (--force) to replace "
-                           "gandapt's models in it")
+    check_repo_dir(repo, force)
     manifest = read_manifest(bundle)
     graphs = [("mapping", MAPPING), ("synthesis", SYNTHESIS)]
     if _has_encoder(bundle, manifest):
@@ -225,8 +235,7 @@ def write_triton_repo(
             models[name] = ("onnxruntime_onnx", specs[graph], bundle / specs[graph]["file"], "model.onnx")
             chosen.setdefault(graph, name)
 
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=repo.parent, prefix=f".{repo.name}."))
+    tmp = temp_beside(repo, "", directory=True)
     try:  # build beside the target, then move in: an interrupted export leaves no half repository
         for name, (platform, spec, src, fname) in models.items():
             _place_model(src, tmp / name / "1", fname)

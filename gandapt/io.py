@@ -34,8 +34,46 @@ def check_writable(path: PathLike, force: bool = False) -> Path:
         raise GandaptError(f"{path} is a directory; give a file path")
     if path.exists() and not force:
         raise GandaptError(f"{path} already exists; pass --force (force=True) to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     return path
+
+
+def make_dir(folder: PathLike) -> Path:
+    """``mkdir -p folder``, failing with one line that names the part of the path in the way.
+
+    Raises:
+        GandaptError: an ancestor is a file, or the folder cannot be created (permissions, read-only).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise GandaptError(f"cannot create folder {folder}: {blocker} is a file; choose another output path") from None
+    except OSError as err:
+        raise GandaptError(f"cannot create folder {folder} ({err.strerror}); choose another output path") from None
+    return folder
+
+
+def temp_beside(path: PathLike, suffix: str = ".tmp", directory: bool = False, prefix: str = "") -> Path:
+    """A new hidden temporary file (or folder) in ``path``'s folder, named after ``path``, to be
+    renamed onto it once complete.
+
+    Raises:
+        GandaptError: the folder cannot be created or written (names ``path``, not the temporary name).
+    """
+    path = Path(path)
+    make_dir(path.parent)
+    name = prefix or f".{path.name}."
+    try:
+        if directory:
+            return Path(tempfile.mkdtemp(prefix=name, suffix=suffix, dir=path.parent))
+        fd, tmp = tempfile.mkstemp(prefix=name, suffix=suffix, dir=path.parent)
+    except OSError as err:
+        raise GandaptError(f"cannot write {path}: {err.strerror} in {path.parent}; "
+                           "choose another output path") from None
+    os.close(fd)
+    return Path(tmp)
 
 
 @contextlib.contextmanager
@@ -46,9 +84,7 @@ def atomic_path(path: PathLike, force: bool = False) -> Iterator[Path]:
     removed and ``path`` is untouched.
     """
     path = check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:  # make the bytes durable before the rename

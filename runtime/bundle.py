@@ -7,6 +7,7 @@ the bundle's layout. Domain vectors are in the bundle's layout (only the stages 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,8 @@ def parse_blend(text: str) -> Dict[str, float]:
             out[name] = float(weight)
         except ValueError:
             raise GandaptError(f"bad blend weight {weight!r} in {part!r}; use a number") from None
+        if not math.isfinite(out[name]):
+            raise GandaptError(f"bad blend weight {weight!r} in {part!r}; use a finite number")
     if not out:
         raise GandaptError("empty --blend; write name:weight pairs, e.g. --blend sketch:0.7,ink:0.3")
     return out

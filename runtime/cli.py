@@ -10,6 +10,7 @@ from typing import Optional
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 
 _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -43,7 +44,7 @@ def default_bundle() -> str:
 @click.option("--window/--no-window", default=None, help="Force the window on or off [default: when a display exists and nothing is recorded].")
 @click.option("--overlay/--no-overlay", default=True, help="Domain name, FPS and latency on the frame.")
 @click.option("--stats", type=click.Path(), default=None, help="Write per-stage timings as JSON.")
-@click.option("--truncation", type=click.FloatRange(0, 1), default=0.7, help="Truncation psi of the latent walk.")
+@click.option("--truncation", type=PSI, default=0.7, help="Truncation psi of the latent walk.")
 @click.option("--seed", type=int, default=0, help="Seed of the latent walk.")
 @click.option("--loop", is_flag=True, help="Restart a video or image source at its end.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from gandapt.errors import GandaptError
+from gandapt.io import check_writable
 from gandapt.runtime.controller import DomainController
 from gandapt.runtime.stats import StageStats
 
@@ -152,7 +153,7 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
         The stats summary (also written to ``options.stats``), plus ``instance_ids_constant``.
     """
     from gandapt.runtime.bundle import open_bundle, parse_blend
-    from gandapt.runtime.sinks import open_sink
+    from gandapt.runtime.sinks import check_output, open_sink
     from gandapt.runtime.sources import open_source
 
     if options.crop is None:  # the shipped clip is framed like the training avatars already
@@ -167,10 +168,10 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
     width = options.size * (2 if camera else 1)
     window = _want_window(options)
     sink = None
-    if options.output:
-        from gandapt.io import check_writable
-
-        check_writable(options.output, options.force)  # refuse before any work
+    if options.output:  # refuse a bad or existing output before any work
+        check_output(options.output, options.force)
+    if options.stats:
+        check_writable(options.stats, options.force)
     stats = StageStats()
     z_dim = int(bundle.manifest.config["z_dim"])
     source = open_source(options.source, z_dim=z_dim, seed=options.seed, max_frames=options.frames, loop=options.loop)
@@ -232,6 +233,7 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
     for th in threads:
         th.start()
     done, last = 0, time.perf_counter()
+    interrupted = False
     rss_first = None
     fps = 0.0
     try:
@@ -265,6 +267,7 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
             if options.frames and done >= options.frames:
                 break
     except KeyboardInterrupt:
+        interrupted = True
         print("interrupted: finishing the recording", file=sys.stderr)
     finally:
         stop.set()
@@ -282,6 +285,9 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
         infer.close()
     if errors:
         raise errors[0]
+    if done == 0 and not interrupted:
+        raise GandaptError(f"no frame came out of --source {options.source} (every frame was unreadable or the "
+                           "source is empty; see the warnings above), so nothing was written")
     rss = {"first_frame": rss_first, "end": _rss_mb()}
     summary = {**stats.summary(), "rss_mb": rss, "instance_ids_constant": constant, "backend": infer.synth.name,
                "source": source.description, "output": str(sink.path) if sink is not None and sink.path else None}

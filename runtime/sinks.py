@@ -10,14 +10,13 @@ numpy and OpenCV only, no torch (DESIGN §1).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
 from gandapt.errors import GandaptError
-from gandapt.io import check_writable
+from gandapt.io import check_writable, make_dir, temp_beside
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 # Suffixes that look like a media file we cannot write: refuse them rather than make a folder so named.
@@ -80,10 +79,8 @@ class VideoSink(Sink):
 
         super().__init__(check_writable(path, force), size)
         # The VideoWriter picks the container from the name, so the temporary keeps the extension.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(self.path, f".partial{self.path.suffix}", prefix=f".{self.path.stem}.")
+        tmp = str(self.tmp)
         self._writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
                                        float(fps), self.size)
         if not self._writer.isOpened():
@@ -116,15 +113,10 @@ class FolderSink(Sink):
     """PNG frames ``frame_000000.png``, ``frame_000001.png``, ... in a folder."""
 
     def __init__(self, path: Path, size: Tuple[int, int], force: bool = False):
-        if path.exists() and not path.is_dir():
-            raise GandaptError(f"{path} is a file; give a folder name for PNG frames, or a .mp4/.avi name")
-        if path.is_dir() and any(path.iterdir()):
-            if not force:
-                raise GandaptError(f"{path} already exists and is not empty; pass --force to overwrite its frames")
-            # Stale frames from a longer earlier run would read as part of this one.
-            for old in path.glob("frame_*.png"):
-                old.unlink()
-        path.mkdir(parents=True, exist_ok=True)
+        _check_frame_folder(path, force)
+        for old in path.glob("frame_*.png") if path.is_dir() else ():
+            old.unlink()  # stale frames from a longer earlier run would read as part of this one
+        make_dir(path)
         super().__init__(path, size)
 
     def write(self, image_rgb: np.ndarray) -> None:
@@ -158,13 +150,42 @@ def open_sink(output: Optional[str], fps: float, size: Tuple[int, int], force: b
         return None
     if min(size) < 1:
         raise GandaptError(f"the recording needs a positive frame size (width, height), got {tuple(size)}")
-    path = Path(output).expanduser()
-    suffix = path.suffix.lower()
-    if suffix in REFUSED:
-        raise GandaptError(f"cannot record to {suffix} files; use a .mp4 or .avi name, or a folder name "
-                           "for PNG frames")
-    if suffix in FOURCC:
+    path, video = check_output(output, force)
+    if video:
         if not fps or fps <= 0:
             raise GandaptError(f"a video needs a positive frame rate, got {fps}")
         return VideoSink(path, fps, size, force)
     return FolderSink(path, size, force)
+
+
+def check_output(output: str, force: bool = False) -> Tuple[Path, bool]:
+    """Check the ``--output`` value before a run starts; nothing is created.
+
+    A ``.mp4``/``.avi`` name is a video; a name without an extension (or ending in ``/``, or an
+    existing folder) is a folder of PNG frames; any other extension is refused, so a typo such as
+    ``out.txt`` does not silently become a folder.
+
+    Returns:
+        ``(path, is_video)``.
+
+    Raises:
+        GandaptError: an unsupported extension, or an existing output without ``force``.
+    """
+    path = Path(output).expanduser()
+    suffix = path.suffix.lower()
+    if suffix in FOURCC:
+        check_writable(path, force)
+        return path, True
+    folder = str(output).endswith(("/", os.sep)) or path.is_dir() or not suffix
+    if suffix in REFUSED or not folder:
+        raise GandaptError(f"cannot record to {suffix} files; use a .mp4 or .avi name, or a folder name without "
+                           "an extension for PNG frames")
+    _check_frame_folder(path, force)
+    return path, False
+
+
+def _check_frame_folder(path: Path, force: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise GandaptError(f"{path} is a file; give a folder name for PNG frames, or a .mp4/.avi name")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise GandaptError(f"{path} already exists and is not empty; pass --force to overwrite its frames")

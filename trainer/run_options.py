@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, FrozenSet, Mapping, Tuple
+import math
+from typing import Any, FrozenSet, Iterable, Mapping, Tuple
+
+from gandapt.errors import GandaptError
 
 
 class RunOptions:
@@ -30,3 +33,26 @@ class RunOptions:
         """Fields whose difference means ``other``'s checkpoint cannot be resumed with these options."""
         a, b = self.to_dict(), other.to_dict()
         return tuple(k for k in a if k not in self.resumable and a[k] != b.get(k))
+
+    def check_ranges(self, positive: Iterable[str] = (), non_negative: Iterable[str] = ()) -> None:
+        """Refuse a rate, budget or size that cannot train, naming its CLI flag.
+
+        Every number must be finite; the fields in ``positive`` must be > 0 (each element of a tuple),
+        those in ``non_negative`` and every ``lambda_*`` loss weight >= 0. None (a method default still
+        to fill in) passes.
+
+        Raises:
+            GandaptError: the first field out of range.
+        """
+        fields = {f.name for f in dataclasses.fields(self)}
+        weights = [n for n in fields if n.startswith("lambda_")]
+        for names, ok, want in ((positive, lambda v: v > 0, "> 0"),
+                                (list(non_negative) + weights, lambda v: v >= 0, ">= 0")):
+            for name in names:
+                value = getattr(self, name)
+                for v in value if isinstance(value, tuple) else (value,):
+                    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+                        continue
+                    if not (math.isfinite(v) and ok(v)):
+                        flag = "--" + name.replace("_", "-")
+                        raise GandaptError(f"{flag} must be a finite number {want}, got {value}")

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Union
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 from gandapt.errors import DomainError, GandaptError
 
 PathLike = Union[str, os.PathLike]
@@ -134,7 +135,7 @@ def _summary_line(s: Dict[str, Any]) -> str:
               help="PNG file to write.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents.")
-@click.option("--truncation", type=float, default=0.7, show_default=True, metavar="PSI",
+@click.option("--truncation", type=PSI, default=0.7, show_default=True, metavar="PSI",
               help="Truncation psi (1 = none).")
 @click.option("--domains", type=click.Path(path_type=Path), metavar="PACK",
               help="Domain pack to take --domain from (default: the model's own pack).")

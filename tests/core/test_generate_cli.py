@@ -79,6 +79,18 @@ def test_refuses_overwrite_without_force(model: Path, tmp_path: Path) -> None:
     assert pixels(out).shape == (RES, 2 * RES, 3)
 
 
+
+@pytest.mark.parametrize("psi", ["nan", "inf", "-1", "1.5"])
+def test_truncation_outside_0_1_is_a_usage_error(model: Path, tmp_path: Path, psi: str) -> None:
+    res = invoke(model, "--out", tmp_path / "g.png", "--truncation", psi)
+    assert res.exit_code == 2 and "Invalid value for '--truncation'" in res.output, res.output
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_an_out_below_a_file_is_one_line(model: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    assert_one_line_error(invoke(model, "--out", tmp_path / "notes.txt" / "g.png"), "notes.txt is a file")
+
 def test_missing_model_is_one_line(tmp_path: Path, monkeypatch) -> None:
     assert_one_line_error(invoke(tmp_path / "nope.pt", "--out", tmp_path / "g.png"), "nope.pt")
     monkeypatch.setattr(gandapt.samples, "data_dir", lambda: tmp_path / "empty")  # no embedded model

@@ -61,6 +61,8 @@ def test_export_writes_a_bundle(files: Path) -> None:
 
 @pytest.mark.parametrize("args,needles", [
     (["--only", "a,zz"], ["unknown domain(s) 'zz' in --only; available: a, b"]),
+    (["--only", ","], ["--only names no domain", "a, b"]),
+    (["--only", "a,a"], ["--only lists 'a' more than once"]),
     (["--modconv", "plugin", "--precision", "fp16"], ["the plugin form is exported in fp32 only"]),
     (["--opset", "16"], ["opset 16 is too old", "opset 18 or newer"]),
     (["--domains", "other.safetensors"], ["made for a generator with another config"]),
@@ -71,6 +73,14 @@ def test_bad_input_is_one_line(files: Path, args: list, needles: list) -> None:
     assert_one_line_error(run(*base, *args, cwd=files), *needles)
     assert not (files / "never").exists()
 
+
+
+def test_a_full_triton_repo_is_refused_before_the_export(files: Path) -> None:
+    (files / "full_repo").mkdir(exist_ok=True)
+    (files / "full_repo" / "some_model").mkdir(exist_ok=True)
+    proc = run("base.pt", "--out", "never2", "--domains", "pack.safetensors", "--triton-repo", "full_repo", cwd=files)
+    assert_one_line_error(proc, "full_repo exists and is not empty; pass --force")
+    assert not (files / "never2").exists()  # refused before any graph was exported
 
 def test_missing_model_is_one_line(files: Path) -> None:
     assert_one_line_error(run("nope.pt", "--out", "x", cwd=files), "nope.pt")

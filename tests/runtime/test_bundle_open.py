@@ -29,7 +29,7 @@ def test_blend_is_identity_plus_weighted_offsets(tiny_bundle):
     assert np.allclose(v, ident + 0.5 * (b.vector("warm") - ident) + 0.5 * (b.vector("bold") - ident))
     assert np.allclose(b.blend({"warm": 1.0}), b.vector("warm"))
     assert parse_blend("warm:0.7, bold:0.3") == {"warm": 0.7, "bold": 0.3}
-    for bad in ("warm", "warm:x", ""):
+    for bad in ("warm", "warm:x", "", "warm:nan", "warm:inf"):
         with pytest.raises(GandaptError, match="blend"):
             parse_blend(bad)
 

@@ -47,6 +47,12 @@ def test_latent_walk_to_png_folder_with_a_blend(tiny_bundle, tmp_path):
     summary = run(RunOptions(bundle=str(tiny_bundle), source="latent", frames=5, blend="warm:0.5,bold:0.5",
                              output=str(tmp_path / "walk"), window=False, size=32))
     assert len(list((tmp_path / "walk").glob("*.png"))) == 5 and summary["frames_out"] == 5
+    with pytest.raises(GandaptError, match="walk already exists and is not empty; pass --force"):
+        run(RunOptions(bundle=str(tiny_bundle), source="latent", frames=2, output=str(tmp_path / "walk"),
+                       window=False, size=32))
+    run(RunOptions(bundle=str(tiny_bundle), source="latent", frames=2, output=str(tmp_path / "walk"), window=False,
+                   size=32, force=True))  # the help's "folder of PNGs" can be rewritten with --force
+    assert len(list((tmp_path / "walk").glob("*.png"))) == 2
     assert summary["stages_ms"]["map"]["n"] == 5 and "encode" not in summary["stages_ms"]
 
 
@@ -60,6 +66,20 @@ def test_bad_input_is_refused_before_work(tiny_bundle, tmp_path):
     assert (tmp_path / "exists.mp4").read_bytes() == b"x"
     with pytest.raises(GandaptError, match="not a folder"):
         run(RunOptions(bundle=str(tmp_path / "nope"), source="latent", window=False, output=str(tmp_path / "b.mp4")))
+    (tmp_path / "stats.json").write_text("{}")  # --stats is an output too: kept unless --force, checked first
+    with pytest.raises(GandaptError, match="stats.json already exists; pass --force"):
+        run(RunOptions(bundle=str(tiny_bundle), source="latent", frames=1, output=str(tmp_path / "c.mp4"),
+                       stats=str(tmp_path / "stats.json"), window=False))
+    assert (tmp_path / "stats.json").read_text() == "{}" and not (tmp_path / "c.mp4").exists()
+
+
+def test_a_source_without_one_readable_frame_is_an_error(tiny_bundle, tmp_path):
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "a.png").write_text("not an image")
+    with pytest.raises(GandaptError, match="no frame came out of --source .*frames.*nothing was written"):
+        run(RunOptions(bundle=str(tiny_bundle), source=str(tmp_path / "frames"), frames=2,
+                       output=str(tmp_path / "d.mp4"), window=False))
+    assert not (tmp_path / "d.mp4").exists()
 
 
 def test_no_display_and_no_output_says_what_to_pass(tiny_bundle, monkeypatch):

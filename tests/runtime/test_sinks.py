@@ -67,6 +67,12 @@ def test_png_folder(tmp_path) -> None:
     assert np.array_equal(back, _frame(2))  # lossless, RGB order kept
 
 
+def test_a_folder_name_with_a_dot_needs_a_trailing_slash(tmp_path) -> None:
+    open_sink(str(tmp_path / "take.v2") + "/", fps=0, size=(W, H)).close()
+    assert (tmp_path / "take.v2").is_dir()
+    open_sink(str(tmp_path / "take.v2"), fps=0, size=(W, H)).close()  # an existing folder is a folder
+
+
 def test_no_output_is_no_sink() -> None:
     assert open_sink(None, fps=15, size=(W, H)) is None
 
@@ -98,6 +104,8 @@ def test_refuse_existing_without_force(tmp_path) -> None:
 def test_bad_requests(tmp_path) -> None:
     with pytest.raises(GandaptError, match=r"\.mp4 or \.avi"):
         open_sink(str(tmp_path / "out.mkv"), fps=10, size=(W, H))
+    with pytest.raises(GandaptError, match=r"cannot record to \.txt files"):  # a typo, not a folder name
+        open_sink(str(tmp_path / "out.txt"), fps=10, size=(W, H))
     with pytest.raises(GandaptError, match="frame rate"):
         open_sink(str(tmp_path / "out.mp4"), fps=0, size=(W, H))
     with open_sink(str(tmp_path / "out.mp4"), fps=10, size=(W, H)) as sink:

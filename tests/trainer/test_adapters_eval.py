@@ -72,6 +72,9 @@ def test_precision_recall_on_known_sets():
     far = a + 100
     pr = precision_recall(far, a)
     assert pr["precision"] == 0.0 and pr["recall"] == 0.0
+    with pytest.raises(GandaptError, match="at least 4 images per set .* got 200 generated and 2 target images"):
+        precision_recall(a, a[:2])
+    assert precision_recall(a[:4], a[:4])["precision"] == 1.0  # k + 1 images suffice
 
 
 def test_bad_input_is_one_line(runs, tmp_path):

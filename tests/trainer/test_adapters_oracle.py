@@ -28,6 +28,8 @@ def test_oracle_refuses_finetune_an_unknown_transform_and_variant():
         paired_oracle(MODEL, "nope", steps=1)
     with pytest.raises(GandaptError, match="no variant 'x'"):
         paired_oracle(MODEL, "ink", "stylespace", variant="x", steps=1)
+    with pytest.raises(GandaptError, match="--lr must be a finite number > 0, got -1"):
+        paired_oracle(MODEL, "ink", lr=-1.0, steps=1)
 
 
 def test_oracle_cli_json_and_one_line_errors():

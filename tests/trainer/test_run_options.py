@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from gandapt.errors import GandaptError
+
 from gandapt.trainer.adapters.options import AdapterTrainOptions
 from gandapt.trainer.degan.options import DeganOptions
 from gandapt.trainer.encoder.options import EncoderTrainOptions
@@ -31,3 +33,25 @@ def test_json_round_trip_and_resume_check(opts):
     field = "model" if hasattr(opts, "model") else "data"   # the base GAN trainer has no base model
     assert opts.incompatible_with(dataclasses.replace(opts, **{field: "other"})) == (field,)
     assert "resumable" not in {f.name for f in dataclasses.fields(opts)}
+
+
+@pytest.mark.parametrize("opts", CASES, ids=lambda o: type(o).__name__)
+@pytest.mark.parametrize("value", [-1.0, 0.0, float("nan"), float("inf")])
+def test_a_rate_that_cannot_train_is_refused_with_its_flag(opts, value):
+    name = "g_lr" if hasattr(opts, "g_lr") else "lr"
+    with pytest.raises(GandaptError, match=f"--{name.replace('_', '-')} must be a finite number > 0, got {value}"):
+        dataclasses.replace(opts, **{name: value})
+
+
+@pytest.mark.parametrize("opts", CASES, ids=lambda o: type(o).__name__)
+def test_negative_loss_weights_and_bad_sizes_are_refused(opts):
+    weight = next(f.name for f in dataclasses.fields(opts) if f.name.startswith("lambda_")) \
+        if any(f.name.startswith("lambda_") for f in dataclasses.fields(opts)) else "r1_gamma"
+    with pytest.raises(GandaptError, match=f"--{weight.replace('_', '-')} must be a finite number >= 0"):
+        dataclasses.replace(opts, **{weight: -0.5})
+    with pytest.raises(GandaptError, match="--checkpoint-minutes must be a finite number >= 0"):
+        dataclasses.replace(opts, checkpoint_minutes=-1)
+    dataclasses.replace(opts, checkpoint_minutes=0)  # 0: a checkpoint after every step
+    if hasattr(opts, "channels"):
+        with pytest.raises(GandaptError, match=r"--channels must be a finite number > 0, got \(0, 0"):
+            dataclasses.replace(opts, channels=(0, 0, 0, 0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 from gandapt.trainer.adapters.methods import METHODS  # torch-free: keeps --help fast
 from gandapt.trainer.adapters.options import AdapterTrainOptions
 
@@ -76,7 +77,7 @@ def _command(method: str) -> click.Command:
                        "the references' content does not leak into the domain.")
     @click.option("--lambda-rec", type=click.FloatRange(min=0), default=0.0,
                   help="MindTheGap reconstruction: G_d(E(x)) should render the reference x (needs --encoder).")
-    @click.option("--truncation", type=click.FloatRange(0, 1), default=0.7, help="Truncation psi of the training latents.")
+    @click.option("--truncation", type=PSI, default=0.7, help="Truncation psi of the training latents.")
     @click.option("--seed", type=int, default=0)
     @click.option("--checkpoint-minutes", type=float, default=2.0)
     @click.option("--sample-every", type=click.IntRange(min=0), default=0)

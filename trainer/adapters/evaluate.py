@@ -96,7 +96,14 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def precision_recall(fake: np.ndarray, real: np.ndarray, k: int = 3) -> Dict[str, float]:
-    """k-NN precision and recall of feature sets [N, F] (Kynkäänniemi et al. 2019)."""
+    """k-NN precision and recall of feature sets [N, F] (Kynkäänniemi et al. 2019).
+
+    Raises:
+        GandaptError: a set with k images or fewer (its k-th nearest neighbour does not exist).
+    """
+    if min(len(fake), len(real)) <= k:
+        raise GandaptError(f"precision/recall needs at least {k + 1} images per set (k = {k} nearest neighbours); "
+                           f"got {len(fake)} generated and {len(real)} target images: raise --n or add target images")
     f, r = torch.from_numpy(fake).double(), torch.from_numpy(real).double()
 
     def radii(x):  # distance to the k-th nearest neighbour within the set (excluding itself)

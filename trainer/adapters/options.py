@@ -76,6 +76,8 @@ class AdapterTrainOptions(RunOptions):
             raise GandaptError("--encoder inverts target images; it does not apply to --text targets")
         if self.lambda_rec and self.encoder is None:
             raise GandaptError("--lambda-rec reconstructs the references from their inversions: pass --encoder too")
+        self.check_ranges(positive=("steps", "batch", "lr", "truncation", "n_source"),
+                          non_negative=("checkpoint_minutes", "sample_every"))
 
     def resolved(self) -> "AdapterTrainOptions":
         """A copy with every None default replaced by the method's value."""

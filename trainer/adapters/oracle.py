@@ -11,6 +11,7 @@ training latents).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
@@ -54,10 +55,12 @@ def paired_oracle(model: str, transform: str, method: str = "domain-mod", varian
     variant = variant or m.variants[0]
     if variant not in m.variants:
         raise GandaptError(f"{method} has no variant {variant!r}; choose from {', '.join(m.variants)}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise GandaptError(f"--lr must be a finite number > 0, got {lr}")
     G = gandapt.load(model, with_d=False).G.eval().requires_grad_(False)
     layout = G.synthesis.set_domain_stages()
     param = LayoutParam(layout, m.select(layout, variant))
-    opt = torch.optim.Adam(param.parameters(), lr=lr or m.lr)
+    opt = torch.optim.Adam(param.parameters(), lr=m.lr if lr is None else lr)
     gen = torch.Generator().manual_seed(seed + 1)  # training latents: not the evaluation's seed
     for step in range(1, steps + 1):
         z = torch.randn(batch, G.z_dim, generator=gen)

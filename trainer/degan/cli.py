@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 
 _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -33,7 +34,7 @@ _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 @click.option("--lambda-direction", type=float, default=1.0, help="Directional loss towards each image.")
 @click.option("--lambda-tt", type=float, default=1.0, help="HDN tt-direction between the step's domains.")
 @click.option("--lambda-indomain", type=float, default=12.0, help="In-domain angle within each domain.")
-@click.option("--truncation", type=click.FloatRange(0, 1), default=0.7)
+@click.option("--truncation", type=PSI, default=0.7)
 @click.option("--seed", type=int, default=0)
 @click.option("--checkpoint-minutes", type=float, default=2.0)
 @click.option("--sample-every", type=click.IntRange(min=0), default=0)

@@ -64,6 +64,8 @@ class DeganOptions(RunOptions):
         if self.fade_steps < 0:
             raise GandaptError(f"--fade-steps must be >= 0, got {self.fade_steps}")
         self.reference_names()
+        self.check_ranges(positive=("channels", "hidden", "lr", "lr_gamma", "grad_clip", "truncation", "n_source"),
+                          non_negative=("checkpoint_minutes", "sample_every"))
 
     def reference_names(self) -> Tuple[Tuple[str, str], ...]:
         """``((name, path), ...)`` of :attr:`references` (name: the file's stem unless NAME=PATH).

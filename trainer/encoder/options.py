@@ -50,6 +50,8 @@ class EncoderTrainOptions(RunOptions):
             raise GandaptError("batch must be >= 2 and steps >= 1")
         if not 0 <= self.real_fraction <= 1:
             raise GandaptError(f"real_fraction must lie in [0, 1], got {self.real_fraction}")
+        self.check_ranges(positive=("lr", "channels", "head_channels", "head_dim", "eval_n"),
+                          non_negative=("checkpoint_minutes", "holdout", "sample_every"))
         if self.real_fraction > 0 and self.data is None:
             object.__setattr__(self, "real_fraction", 0.0)  # nothing real to draw from
         if not 0 < self.psi_min <= 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 
 _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -33,7 +34,7 @@ _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 @click.option("--lambda-recon", type=float, default=10.0, help="Pixel MSE keeping the base subspace.")
 @click.option("--lambda-recon-feat", type=float, default=10.0, help="Embedding distance keeping the base subspace.")
 @click.option("--lambda-indomain", type=float, default=0.5, help="HDN in-domain angle of each new domain.")
-@click.option("--truncation", type=click.FloatRange(0, 1), default=0.7, help="Truncation psi of the training latents.")
+@click.option("--truncation", type=PSI, default=0.7, help="Truncation psi of the training latents.")
 @click.option("--seed", type=int, default=0)
 @click.option("--checkpoint-minutes", type=float, default=2.0)
 @click.option("--sample-every", type=click.IntRange(min=0), default=0)

@@ -73,6 +73,8 @@ class ExpansionOptions(RunOptions):
         if self.shots is not None and self.shots < 1:
             raise GandaptError("--shots must be >= 1")
         self.domains()  # validates names and duplicates up front
+        self.check_ranges(positive=("lr", "basis_samples", "truncation", "n_source"),
+                          non_negative=("checkpoint_minutes", "sample_every"))
 
     def domains(self) -> List[DomainSpec]:
         """The new domains in order (images first, then prompts).

@@ -71,6 +71,9 @@ class BaseTrainOptions(RunOptions):
             object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.d_downsample not in ("avgpool", "blur"):
             raise GandaptError(f"unknown d_downsample {self.d_downsample!r}; use 'avgpool' or 'blur'")
+        self.check_ranges(positive=("g_lr", "d_lr", "kimg", "steps", "ema_kimg", "channels", "fid_n"),
+                          non_negative=("checkpoint_minutes", "r1_gamma", "checkpoint_every", "sample_every",
+                                        "fid_every"))
 
     def resolved_channels(self, resolution: int) -> Tuple[int, ...]:
         """The channel table for ``resolution`` (explicit, or the preset)."""

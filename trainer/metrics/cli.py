@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 
 
 def format_result(result: Dict[str, Any]) -> str:
@@ -31,7 +32,7 @@ def format_result(result: Dict[str, Any]) -> str:
               help="Generation and Inception batch size.")
 @click.option("--resolution", type=click.IntRange(min=8), default=None,
               help="With --fake-dir: bring both folders to this square size first (MODEL uses its own).")
-@click.option("--truncation", type=float, default=1.0, show_default=True, help="Truncation psi of MODEL.")
+@click.option("--truncation", type=PSI, default=1.0, show_default=True, help="Truncation psi of MODEL.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents and KID subsets.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: cuda if present).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")

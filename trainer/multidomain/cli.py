@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gandapt.cli.errors import user_errors
+from gandapt.cli.types import PSI
 from gandapt.trainer.multidomain.options import DEFAULTS, MultiDomainTrainOptions  # torch-free
 
 _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
@@ -70,7 +71,7 @@ def _command(method: str) -> click.Command:
                   help="Identity loss with its gradient fixed (0: the released code's effective behaviour).")
     @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, hidden=method != "dynagan",
                   help="Temperature of the contrastive logits.")
-    @click.option("--truncation", type=click.FloatRange(0, 1), default=0.7, help="Truncation psi of the training latents.")
+    @click.option("--truncation", type=PSI, default=0.7, help="Truncation psi of the training latents.")
     @click.option("--seed", type=int, default=0)
     @click.option("--checkpoint-minutes", type=float, default=2.0)
     @click.option("--threads", type=click.IntRange(min=1), default=None)

@@ -101,6 +101,8 @@ class MultiDomainTrainOptions(RunOptions):
             raise GandaptError("--shots must be >= 1")
         if self.mixing is not None and not 0 <= self.mixing <= 1:
             raise GandaptError(f"--mixing must lie in [0, 1], got {self.mixing}")
+        self.check_ranges(positive=("steps", "batch", "lr", "hidden", "depth", "temperature", "truncation", "n_source"),
+                          non_negative=("checkpoint_minutes",))
 
     def resolved(self) -> "MultiDomainTrainOptions":
         """A copy with every None default replaced by the method's value."""
