@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from gandapt.errors import GandaptError
 from gandapt.io import atomic_write_bytes
 
 SUMMARY = "summary.md"
@@ -50,6 +51,9 @@ def write_report(folder: Path, plots: bool = True) -> List[Path]:
     """Write ``summary.md`` (and the plots) into ``folder``; returns the files written."""
     folder = Path(folder)
     runs = latest(load_runs(folder))
+    if not runs:
+        raise GandaptError(f"{folder} holds no gandapt-bench results (gandapt-bench-*.json); run gandapt-bench "
+                           "first, or give the --out folder it wrote to")
     written: List[Path] = []
     notes: List[str] = []
     if plots and runs:

@@ -204,10 +204,18 @@ def _resolve_inputs(options: BenchOptions) -> Tuple[Path, Path]:
     model = Path(options.model) if options.model else base_model()
     if not model.is_file():
         raise GandaptError(f"model {model} not found; give a checkpoint with --model")
+    if options.model:  # a user's file that is no generator fails here, not as a "failed" section
+        from gandapt.checkpoint.detect import load
+
+        load(model, with_d=False)
     needs_bundle = any(s in options.only for s in ("switching", "pipeline"))
     b = Path(options.bundle) if options.bundle else (bundle() if needs_bundle else Path("-"))
-    if needs_bundle and not (b / "manifest.json").is_file():
-        raise GandaptError(f"bundle {b} has no manifest.json; give a folder written by gandapt-export with --bundle")
+    if needs_bundle and not b.is_dir():
+        raise GandaptError(f"bundle {b} not found; give a folder written by gandapt-export with --bundle")
+    if needs_bundle:
+        from gandapt.runtime.bundle import open_bundle
+
+        open_bundle(b)  # a broken bundle (manifest, graphs, pack) fails here with its reason
     return model, b
 
 

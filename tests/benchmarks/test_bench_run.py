@@ -140,9 +140,13 @@ def test_summary_and_plots_are_regenerated(run: dict) -> None:
     (["--model", "missing.pt", "--only", "memory"], "missing.pt"),
     (["--bundle", ".", "--only", "switching"], "manifest.json"),
     (["--report-only", "--out", "no-such-folder"], "does not exist"),
+    (["--report-only", "--out", "."], "holds no gandapt-bench results"),
+    (["--model", "notes.txt", "--only", "memory"], "not a checkpoint gandapt can read"),
+    (["--bundle", "no-such-bundle", "--only", "switching"], "bundle no-such-bundle not found"),
 ])
 def test_user_errors_are_one_line(args: list, needle: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a model")
     res = CliRunner().invoke(main, args)
     assert res.exit_code != 0 and res.exception is None or isinstance(res.exception, SystemExit), res.output
     lines = res.output.strip().splitlines()

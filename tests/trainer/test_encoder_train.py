@@ -53,6 +53,12 @@ def test_encoder_learns_and_beats_the_average_latent(image_dir, tmp_path):
     # the evaluation from files reproduces the stored numbers
     again = evaluate_files(str(path), MODEL, data=str(image_dir), holdout=4, n=16, real_faces=False)
     assert again["samples"]["w_nmse"] == pytest.approx(m["samples"]["w_nmse"], rel=1e-4)
+    # grids are outputs too: the run's own recon_*.png are kept unless --force
+    before = (out / "recon_samples.png").read_bytes()
+    with pytest.raises(GandaptError, match="already holds recon_.*png grids; pass --force"):
+        evaluate_files(str(path), MODEL, n=4, grid_dir=str(out), real_faces=False)
+    assert (out / "recon_samples.png").read_bytes() == before
+    evaluate_files(str(path), MODEL, n=4, grid_dir=str(out), real_faces=False, force=True)
 
 
 def test_resume_continues_the_run(tmp_path):

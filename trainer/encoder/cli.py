@@ -79,14 +79,15 @@ def encoder(resume: bool, force: bool, **kwargs) -> None:
 @click.option("--holdout", type=click.IntRange(min=1), default=_D["holdout"])
 @click.option("--n", "n", type=click.IntRange(min=1), default=_D["eval_n"], help="Images per set.")
 @click.option("--grids", type=click.Path(file_okay=False), default=None, help="Write recon_<set>.png grids here.")
+@click.option("--force", is_flag=True, help="Overwrite recon_*.png grids already in --grids.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_encoder(encoder_path: str, model: str, data: Optional[str], holdout: int, n: int,
-                 grids: Optional[str], as_json: bool) -> None:
+                 grids: Optional[str], force: bool, as_json: bool) -> None:
     """Score an encoder against the average-latent baseline (PSNR, W+ error)."""
     from gandapt.trainer.encoder.evaluate import evaluate_files
 
     with user_errors():
-        results = evaluate_files(encoder_path, model, data=data, holdout=holdout, n=n, grid_dir=grids)
+        results = evaluate_files(encoder_path, model, data=data, holdout=holdout, n=n, grid_dir=grids, force=force)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:

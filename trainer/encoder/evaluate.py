@@ -166,24 +166,28 @@ def summary_lines(results: Dict[str, Dict]) -> List[str]:
 
 
 def evaluate_files(encoder: str, model: str, data: Optional[str] = None, holdout: int = 500, n: int = 256,
-                   grid_dir: Optional[str] = None, real_faces: bool = True) -> Dict[str, Dict]:
+                   grid_dir: Optional[str] = None, real_faces: bool = True, force: bool = False) -> Dict[str, Dict]:
     """:func:`evaluate_encoder` from files: an encoder, its base model and optionally the image
     folder whose last ``holdout`` images were held out of training.
 
     Raises:
-        GandaptError: the encoder was trained for another generator, or a file is unreadable.
+        GandaptError: the encoder was trained for another generator, a file is unreadable, or
+            ``grid_dir`` already holds ``recon_*.png`` grids and ``force`` is False.
     """
     from gandapt.checkpoint import load, load_encoder
     from gandapt.errors import GandaptError
+    from gandapt.io import make_dir
     from gandapt.trainer.gan.loop import load_images
 
+    if grid_dir is not None and not force and any(Path(grid_dir).glob("recon_*.png")):
+        raise GandaptError(f"{grid_dir} already holds recon_*.png grids; pass --force to overwrite them")
     enc, base = load_encoder(encoder), load(model, with_d=False)
     if enc.base_fingerprint != base.fingerprint:
         raise GandaptError(f"{encoder} was trained for base model {enc.base_fingerprint}, but {model} is "
                            f"{base.fingerprint}; pass the model it was trained with")
     held_out = load_images(data, base.config.img_resolution)[-holdout:] if data else None
     if grid_dir is not None:
-        Path(grid_dir).mkdir(parents=True, exist_ok=True)
+        make_dir(grid_dir)
     opts = enc.extra.get("training_options") or {}
     return evaluate_encoder(enc.E, base.G, latent_variance(base.G, seed=int(opts.get("seed", 0))), held_out, n=n,
                             psi_min=float(opts.get("psi_min", 0.6)), real_faces=real_faces, grid_dir=grid_dir)
