@@ -91,6 +91,10 @@ def export_bundle(model: Any, out: PathLike, domains: Any = None, only: Optional
     ckpt = gandapt.load(model) if isinstance(model, (str, os.PathLike)) else model
     pack = _resolve_pack(ckpt, domains)
     check_compatible(pack, ckpt.config, ckpt.fingerprint)
+    num_ws = ckpt.config.num_ws
+    if spec.truncation_cutoff is not None and spec.truncation_cutoff > num_ws:
+        raise GandaptError(f"--truncation-cutoff {spec.truncation_cutoff} is past the model's {num_ws} W+ rows; "
+                           f"give 1..{num_ws}, or leave it out to truncate every row")
     pack = _subset(pack, only, ckpt.fingerprint)
     enc = resolve_encoder(ckpt, encoder)  # before any export: a wrong encoder fails at once
     layout = pack.layout()

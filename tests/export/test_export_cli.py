@@ -63,6 +63,7 @@ def test_export_writes_a_bundle(files: Path) -> None:
     (["--only", "a,zz"], ["unknown domain(s) 'zz' in --only; available: a, b"]),
     (["--only", ","], ["--only names no domain", "a, b"]),
     (["--only", "a,a"], ["--only lists 'a' more than once"]),
+    (["--truncation-cutoff", "99"], ["--truncation-cutoff 99 is past the model's"]),
     (["--modconv", "plugin", "--precision", "fp16"], ["the plugin form is exported in fp32 only"]),
     (["--opset", "16"], ["opset 16 is too old", "opset 18 or newer"]),
     (["--domains", "other.safetensors"], ["made for a generator with another config"]),

@@ -28,7 +28,7 @@ def data() -> None:
 @click.option("--out", type=_OUT, required=True, help="Output folder (new or empty, unless --resume/--force).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Dataset seed; image i depends only on (seed, i).")
-@click.option("--workers", type=int, default=2, show_default=True,
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Rendering processes (0: one per core).")
 @click.option("--render-size", type=int, default=256, show_default=True,
               help="Rasterisation side before downsampling (>= 256: cairosvg loses colours below).")
@@ -54,7 +54,7 @@ def avatars(n: int, size: int, out: Path, seed: int, workers: int, render_size: 
 @click.option("--src", type=click.Path(file_okay=False, path_type=Path), help="Source folder of images.")
 @click.option("--out", type=_OUT, help="Output folder (new or empty, unless --force).")
 @click.option("--force", is_flag=True, help="Replace an earlier gandapt dataset in --out.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Threads (0: one per core).")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Threads (0: one per core).")
 @click.option("--list", "list_", is_flag=True, help="List the transforms with versions and exit.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def transform(name: Optional[str], src: Optional[Path], out: Optional[Path], force: bool, workers: int,
