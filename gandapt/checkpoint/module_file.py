@@ -67,10 +67,12 @@ def read_module_file(path: PathLike, format_name: str, format_version: int, what
     path = Path(path)
     if not path.is_file():
         raise fail(f"{path} does not exist or is not a file; give {written_by}")
+    if path.stat().st_size == 0:
+        raise fail(f"{path} is empty (0 bytes); give {written_by}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 (any unpickling failure is a bad file)
-        raise fail(f"{path} is not a readable {what} file ({reason(err)})") from None
+        raise fail(f"{path} is not a readable {what} file ({reason(err)}); give {written_by}") from None
     if not isinstance(obj, Mapping) or obj.get("gandapt_format") != format_name:
         kind = obj.get("gandapt_format") if isinstance(obj, Mapping) else None
         raise fail(f"{path} is {'a gandapt ' + repr(kind) + ' file' if kind else 'not a gandapt file'}, not "

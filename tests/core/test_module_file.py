@@ -37,8 +37,11 @@ def test_bad_files_get_one_line_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist.*give the net.pt"):
         read_module_file(tmp_path / "missing.pt", "gandapt.test-net", 2, "test net", WHO)
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
-    with pytest.raises(CheckpointError, match="not a readable test net file"):
+    with pytest.raises(CheckpointError, match=r"not a readable test net file \(.*\); give the net.pt"):
         read_module_file(tmp_path / "junk.pt", "gandapt.test-net", 2, "test net", WHO)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pt is empty \(0 bytes\); give the net.pt"):
+        read_module_file(tmp_path / "empty.pt", "gandapt.test-net", 2, "test net", WHO)
     _save(tmp_path / "a.pt")
     with pytest.raises(CheckpointError, match="a gandapt 'gandapt.test-net' file, not an encoder; pass"):
         read_module_file(tmp_path / "a.pt", "gandapt.encoder", 1, "encoder", WHO)

@@ -59,6 +59,8 @@ def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(GandaptError, match="unknown transform 'oil'; valid names: colorshift, ink") as err:
         apply_transform("oil", cartoon(32, 32))
     assert "\n" not in str(err.value) and "subset:" in str(err.value)
+    with pytest.raises(GandaptError, match="'subset:hair=red' selects a subset of an avatar dataset .* colorshift"):
+        apply_transform("subset:hair=red", cartoon(32, 32))  # a dataset selection, not an image transform
     with pytest.raises(GandaptError, match="at least 32 px"):
         apply_transform("sketch", cartoon(16, 40))
     with pytest.raises(GandaptError, match="uint8 RGB"):

@@ -134,8 +134,11 @@ def pixel(image: np.ndarray) -> np.ndarray:
 
 def get_transform(name: str) -> Transform:
     """The registered transform ``name``; unknown names raise a one-line error listing the valid ones."""
+    if name.startswith(SUBSET_PREFIX):
+        raise GandaptError(f"{name!r} selects a subset of an avatar dataset (gandapt-train data transform), "
+                           f"it does not change an image; use one of: {', '.join(sorted(TRANSFORMS))}")
     if name not in TRANSFORMS:
-        valid = ", ".join(sorted(TRANSFORMS)) + f", {SUBSET_PREFIX}<attribute>=<value>"
+        valid = ", ".join(sorted(TRANSFORMS)) + f", {SUBSET_PREFIX}<attribute>=<value> (datasets only)"
         raise GandaptError(f"unknown transform {name!r}; valid names: {valid}")
     return TRANSFORMS[name]
 
