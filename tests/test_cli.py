@@ -11,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import gandapt.samples
 from gandapt.cli.errors import user_errors
 from gandapt.cli.inspect import main as inspect_main
 from gandapt.errors import GandaptError
@@ -130,6 +131,12 @@ def test_inspect_directory(tmp_path: Path) -> None:
 def test_inspect_unknown_format(name: str, content: bytes, tmp_path: Path) -> None:
     (tmp_path / name).write_bytes(content)
     assert_one_line_error(run("gandapt-inspect", name, cwd=tmp_path), 1, name)
+
+
+def test_inspect_a_truncated_pack_says_so(tmp_path: Path) -> None:
+    (tmp_path / "cut.safetensors").write_bytes(gandapt.samples.data_path(gandapt.samples.PACK).read_bytes()[:20])
+    assert_one_line_error(run("gandapt-inspect", "cut.safetensors", cwd=tmp_path), 1,
+                          "cut.safetensors is not a gandapt domain pack (bad or truncated safetensors header)")
 
 
 def test_user_errors_makes_one_line() -> None:

@@ -39,8 +39,8 @@ def inspect_path(path: PathLike, model: Optional[PathLike] = None) -> Dict[str, 
     path = _check_file(path, "checkpoint or domain pack")
     from gandapt.pack import is_pack_file  # numpy only
 
-    if is_pack_file(path):
-        return _inspect_pack(path, model)
+    if is_pack_file(path) or Path(path).suffix.lower() == ".safetensors":
+        return _inspect_pack(path, model)  # a damaged pack: load_pack says what is wrong with it
     if model is not None:
         raise GandaptError(f"--model applies to a domain pack, but {path} is a checkpoint; "
                            "inspect the pack and pass the checkpoint as --model")
