@@ -139,3 +139,14 @@ def test_plan_runs_every_one_shot_run_before_any_ten_shot_run():
     assert shots == sorted(shots) and len(runs) == len(set((r.label, t, s) for r, t, s in runs))
     assert {(r.label, t) for r, t, s in runs if s == 1} == {(r.label, t) for r in table.ROWS for t in table.TARGETS}
     assert {t for _, t, s in runs if s == 10} == set(table.TEN_SHOT_TARGETS)
+
+
+def test_a_missing_model_or_data_fails_before_any_run(tmp_path, capsys):
+    from gandapt.errors import GandaptError
+
+    with pytest.raises(GandaptError, match="--model .*missing.pt is not a file; give the base model"):
+        table.build_table(str(tmp_path / "missing.pt"), str(tmp_path), str(tmp_path / "work"), str(tmp_path / "out"))
+    with pytest.raises(GandaptError, match="is not a folder; give the avatar set"):
+        table.build_table(str(data_path("tiny_g32.pt")), str(tmp_path / "no-data"), str(tmp_path / "work"),
+                          str(tmp_path / "out"))
+    assert "training" not in capsys.readouterr().out and not (tmp_path / "work").exists()

@@ -186,3 +186,7 @@ def test_cli_one_line_error(tmp_path):
     args = ["--model", MODEL, "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"), "--no-progress"]
     res = CliRunner().invoke(degan, args)
     assert res.exit_code == 1 and "give a folder of PNG/JPG" in res.output and "Traceback" not in res.output
+    (tmp_path / "enc.onnx").write_bytes(b"keep")  # an existing --onnx is refused before any training
+    res = CliRunner().invoke(degan, args + ["--onnx", str(tmp_path / "enc.onnx")])
+    assert res.exit_code == 1 and "enc.onnx already exists; pass --force" in res.output
+    assert (tmp_path / "enc.onnx").read_bytes() == b"keep" and not (tmp_path / "r").exists()

@@ -331,6 +331,9 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     import platform
 
     work_p, out_p = Path(work), Path(out)
+    if not Path(model).is_file():
+        raise GandaptError(f"--model {model} is not a file; give the base model the table adapts "
+                           "(e.g. samples/data/avatars64.pt)")
     if not Path(data).is_dir():
         raise GandaptError(f"--data {data} is not a folder; give the avatar set the base model was trained on")
     from gandapt.trainer.adapters import table_multi as multi
