@@ -159,7 +159,7 @@ def open_sink(output: Optional[str], fps: float, size: Tuple[int, int], force: b
 
 
 def check_output(output: str, force: bool = False) -> Tuple[Path, bool]:
-    """Check the ``--output`` value before a run starts; nothing is created.
+    """Check the ``--output`` value before a run starts (at most a video's parent folder is created).
 
     A ``.mp4``/``.avi`` name is a video; a name without an extension (or ending in ``/``, or an
     existing folder) is a folder of PNG frames; any other extension is refused, so a typo such as
