@@ -138,7 +138,7 @@ def _write_stats(stats: FeatureStats, name: str, dirs: List[Path], meta: Dict[st
                     np.savez(f, mu=stats.mu, sigma=stats.sigma, features=stats.features,
                              meta=np.array(json.dumps(meta)))
             return directory / name
-        except OSError:
+        except (OSError, GandaptError):
             continue  # read-only dataset (or a file in the way): try the user cache
     return None
 
