@@ -90,3 +90,10 @@ def test_bad_input_is_one_line(runs, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["paired_n"] == 4
+    # --base belongs to finetune models; with a pack it would be silently ignored, so it is refused
+    proc = subprocess.run([str(exe), "eval", str(runs["dm"]), "--transform", "sketch", "--base", MODEL],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "leave --base out" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run([str(exe), "eval", str(runs["ft"]), "--transform", "sketch", "--paired-n", "4",
+                           "--base", MODEL, "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
