@@ -126,14 +126,6 @@ def eval_domain(as_json: bool, **kwargs) -> None:
     from gandapt.trainer.adapters.evaluate import evaluate_domain
 
     with user_errors():
-        if kwargs["base"] is not None:  # --base only applies to a finetune model (one without a pack)
-            import gandapt
-            from gandapt.errors import GandaptError
-
-            stored = gandapt.load(kwargs["model"], with_d=False).extra.get("domain_pack")
-            if kwargs["pack"] is not None or stored is not None:
-                raise GandaptError(f"--base compares a finetune model with its base, but {kwargs['model']} is "
-                                   "evaluated through a domain pack, whose base is the model itself; leave --base out")
         result = evaluate_domain(progress=not as_json, **kwargs)
     if as_json:
         click.echo(json.dumps(result, indent=2))

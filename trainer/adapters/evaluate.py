@@ -45,6 +45,9 @@ def load_domain(model: str, domain: Optional[str] = None, pack: Optional[str] = 
 
     A model with a pack (its own or ``pack``) needs ``domain`` when it holds several; a finetune
     model is its own adapted generator and compares against ``base`` (default: the base it records).
+
+    Raises:
+        GandaptError: ``base`` given for a model evaluated through a pack, or bad inputs.
     """
     import gandapt
     from gandapt.pack import check_compatible
@@ -52,6 +55,9 @@ def load_domain(model: str, domain: Optional[str] = None, pack: Optional[str] = 
     ck = gandapt.load(model, with_d=False)
     stored = ck.extra.get("domain_pack")
     if pack is not None or stored is not None:
+        if base is not None:  # a pack's domains apply to the model itself; --base would be ignored
+            raise GandaptError(f"--base compares a finetune model with its base, but {model} is evaluated through "
+                               "a domain pack, whose base is the model itself; leave --base out")
         from gandapt.export.bundle import _resolve_pack
 
         p = _resolve_pack(ck, pack)

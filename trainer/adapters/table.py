@@ -296,7 +296,7 @@ def render_figure(model: str, work: Path, targets: Dict[str, Path], path: Path, 
         for row in ROWS:
             out = run_dir(work, row, target, 1)
             if (out / "model.pt").is_file():
-                G_d, _, _ = load_domain(str(out / "model.pt"), base=model)
+                G_d, _, _ = load_domain(str(out / "model.pt"), base=model if row.method == "finetune" else None)
                 with torch.no_grad():
                     rows.append((row.label, _uint8(G_d.synthesis(ws))))
         for row in multi.MULTI_ROWS:  # one model per method; its domain for this target (own pack or held out)
