@@ -55,6 +55,23 @@ def test_sketch_is_grey_and_colorshift_keeps_structure() -> None:
     assert np.corrcoef(shifted.ravel(), image.astype(np.float32).mean(axis=2).ravel())[0, 1] > 0.5
 
 
+def test_validation_domains_are_registered_and_never_table_targets() -> None:
+    from gandapt.trainer.adapters.table import TARGETS
+    from gandapt.trainer.adapters.table_multi import HELD_OUT_TARGETS
+    from gandapt.trainer.data.transforms import VALIDATION
+
+    assert set(VALIDATION) <= set(TRANSFORMS)
+    assert not set(VALIDATION) & (set(TARGETS) | set(HELD_OUT_TARGETS))  # tuning never sees a reported target
+    image = cartoon(64, 64)
+    toned = apply_transform("sepia", image).astype(np.int32)
+    assert (toned[..., 0] >= toned[..., 1]).all() and (toned[..., 1] >= toned[..., 2]).all()  # warm monochrome
+    flat = apply_transform("sepia", np.full((64, 64, 3), 128, np.uint8)).astype(np.int32)
+    assert flat[0, 0].sum() < 0.8 * flat[32, 32].sum()  # the vignette darkens the corners
+    glow = apply_transform("neon", image)
+    assert glow.mean() < 0.6 * image.mean()  # a dark ground with bright edges
+    assert glow.max() > 200
+
+
 def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(GandaptError, match="unknown transform 'oil'; valid names: colorshift, ink") as err:
         apply_transform("oil", cartoon(32, 32))

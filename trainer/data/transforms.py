@@ -132,6 +132,38 @@ def pixel(image: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+# Validation domains: the results table never reports them; step budgets and rates that cannot be
+# read off a paper are chosen on these, so no table target is used to tune its own row.
+VALIDATION = ("sepia", "neon")
+
+
+@register("sepia", 1, "validation domain: sepia-toned monochrome with a soft vignette")
+def sepia(image: np.ndarray) -> np.ndarray:
+    # the classic sepia colour matrix (rows: output R, G, B)
+    tone = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+    out = image.astype(np.float32) @ tone.T
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2
+    out *= (1.0 - 0.3 * np.clip(r2 / 2.0, 0, 1))[..., None]  # corners 30% darker
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+@register("neon", 1, "validation domain: glowing edges in saturated colours on a near-black ground")
+def neon(image: np.ndarray) -> np.ndarray:
+    s = _scale(image)
+    gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (0, 0), sigmaX=max(0.5, s))
+    edges = cv2.Canny(gray, 30, 90)
+    edges = cv2.dilate(edges, np.ones((_odd(2 * s), _odd(2 * s)), np.uint8)) if s >= 0.5 else edges
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    hsv[..., 1], hsv[..., 2] = 255, 255  # each edge glows in its own hue, fully saturated
+    colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
+    lines = colour * (edges[..., None] / 255.0)
+    glow = cv2.GaussianBlur(lines, (0, 0), sigmaX=max(1.0, 3 * s))
+    out = 0.15 * image.astype(np.float32) + lines + 1.5 * glow
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def get_transform(name: str) -> Transform:
     """The registered transform ``name``; unknown names raise a one-line error listing the valid ones."""
     if name.startswith(SUBSET_PREFIX):
