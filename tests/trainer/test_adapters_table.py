@@ -150,3 +150,18 @@ def test_a_missing_model_or_data_fails_before_any_run(tmp_path, capsys):
         table.build_table(str(data_path("tiny_g32.pt")), str(tmp_path / "no-data"), str(tmp_path / "work"),
                           str(tmp_path / "out"))
     assert "training" not in capsys.readouterr().out and not (tmp_path / "work").exists()
+
+
+def test_a_run_saved_before_an_option_existed_is_not_stale(tmp_path):
+    from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    opts = MultiDomainTrainOptions(method="dynagan", model="m.pt", out=str(tmp_path), targets=tuple(map(str, folders)))
+    saved = opts.resolved().to_dict()
+    del saved["contrast_space"]  # written by a version without the option: it trained with the default
+    (tmp_path / "training_options.json").write_text(json.dumps(saved))
+    assert not table._stale(tmp_path, opts)
+    assert table._stale(tmp_path, MultiDomainTrainOptions(**{**opts.to_dict(), "contrast_space": "direction"}))
+    assert table._stale(tmp_path, MultiDomainTrainOptions(**{**opts.to_dict(), "lr": 1e-4}))
+    (tmp_path / "training_options.json").write_text(json.dumps({**saved, "method": "nope"}))
+    assert table._stale(tmp_path, opts)  # unreadable as these options: retrain

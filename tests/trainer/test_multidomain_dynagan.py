@@ -154,6 +154,26 @@ def test_contrastive_loss_prefers_the_own_reference():
     assert torch.allclose(obj2.contrastive_loss(obj.refs[:1], labels[:1]), obj.contrastive_loss(obj.refs[:1], labels[:1]))
 
 
+def test_direction_space_contrast_scores_the_move_not_the_position(targets, tmp_path):
+    _, emb_obj = _objective({"direction": 1.0, "contrast": 1.0})
+    dir_obj = DynaGANObjective(emb_obj.net, emb_obj.embedder, emb_obj.refs, emb_obj.augs, torch.zeros(6), {},
+                               contrast_space="direction")
+    n = torch.nn.functional.normalize
+    label = torch.tensor([0])
+    frozen = emb_obj.refs[1:2].clone()                     # G(w) already looks like domain 1's reference
+    adapted = n(frozen, dim=-1) + 0.3 * n(emb_obj.refs[:1], dim=-1)  # and moved a little towards domain 0
+    by_move = dir_obj.contrastive_loss(adapted, label, frozen)
+    by_position = emb_obj.contrastive_loss(adapted, label)
+    assert by_move < 0.5 * float(torch.log(torch.tensor(2.0)))   # the move points along domain 0: right class
+    assert by_position > float(torch.log(torch.tensor(2.0)))     # the position is still domain 1's: wrong class
+    with pytest.raises(GandaptError, match="--contrast-space must be one of embedding, direction, got 'x'"):
+        MultiDomainTrainOptions(out="x", targets=targets, contrast_space="x", **FAST)
+    out = tmp_path / "dir"
+    train_multidomain(MultiDomainTrainOptions(out=str(out), targets=targets, contrast_space="direction", **FAST))
+    saved = json.loads((out / "training_options.json").read_text())
+    assert saved["contrast_space"] == "direction"
+
+
 def test_identity_term_off_by_default_and_fixed_when_on():
     G, obj = _objective({"direction": 1.0, "contrast": 1.0})
     ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1)))

@@ -110,10 +110,17 @@ def _stale(out: Path, opts) -> bool:
     saved_path = out / "training_options.json"
     if not saved_path.is_file():
         return True
-    saved = json.loads(saved_path.read_text())
+    try:  # an option added since the run was trained takes its default, which is what the run used
+        saved = type(opts).from_dict(json.loads(saved_path.read_text()))
+    except (GandaptError, TypeError, ValueError):
+        return True
+
+    def plain(o) -> dict:
+        return json.loads(json.dumps((o.resolved() if hasattr(o, "resolved") else o).to_dict()))
+
     ignore = {"out", "model", "progress", "threads", "checkpoint_minutes", "device"}
-    resolved = opts.resolved() if hasattr(opts, "resolved") else opts
-    return any(saved.get(k) != v for k, v in json.loads(json.dumps(resolved.to_dict())).items() if k not in ignore)
+    old = plain(saved)
+    return any(old.get(k) != v for k, v in plain(opts).items() if k not in ignore)
 
 
 def _evaluate_run(out: Path, target: str, folder: Path, n_fid: int, paired_n: int) -> dict:

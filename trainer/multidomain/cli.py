@@ -71,6 +71,11 @@ def _command(method: str) -> click.Command:
                   help="Identity loss with its gradient fixed (0: the released code's effective behaviour).")
     @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, hidden=method != "dynagan",
                   help="Temperature of the contrastive logits.")
+    @click.option("--contrast-space", type=click.Choice(["embedding", "direction"]), default="embedding",
+                  hidden=method != "dynagan",
+                  help="Contrast the adapted images' embeddings with the references' (the paper), or their "
+                       "directions from G(w) with the domains' directions (better when the embedder's image "
+                       "embeddings are nearly parallel, as the offline VGG one's are).")
     @click.option("--truncation", type=PSI, default=0.7, help="Truncation psi of the training latents.")
     @click.option("--seed", type=int, default=0)
     @click.option("--checkpoint-minutes", type=float, default=2.0)

@@ -80,7 +80,8 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
     augs = augmented_bank(emb, [t.to(device) for t in target_sets], AUG_COPIES,
                           torch.Generator().manual_seed(options.seed + 3))
     weights = {"direction": options.lambda_direction, "contrast": options.lambda_contrast, "id": options.lambda_id}
-    obj = DynaGANObjective(net, emb, conds, augs, source, weights, options.temperature).to(device)
+    obj = DynaGANObjective(net, emb, conds, augs, source, weights, options.temperature,
+                           options.contrast_space).to(device)
     return obj, torch.eye(k), None
 
 

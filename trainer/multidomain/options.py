@@ -24,6 +24,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
                 "lambda_contrast": 1.0, "lambda_id": 0.0, "mixing": 0.0},
 }
 METHODS = tuple(DEFAULTS)
+CONTRAST_SPACES = ("embedding", "direction")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class MultiDomainTrainOptions(RunOptions):
     lambda_id: Optional[float] = None            # DynaGAN identity (0: as released, see objectives.py)
     mixing: Optional[float] = None               # HDN: fraction of samples on a random convex mix of domains
     temperature: float = 1.0                     # DynaGAN contrastive temperature
+    contrast_space: str = "embedding"            # DynaGAN: contrast embeddings (paper) or directions from G(w)
     truncation: float = 0.7
     n_source: int = 64                           # G samples whose mean embedding is the source
     seed: int = 0
@@ -99,6 +101,8 @@ class MultiDomainTrainOptions(RunOptions):
             raise GandaptError(f"duplicate domain names {names}; pass a distinct --name per domain")
         if self.shots is not None and self.shots < 1:
             raise GandaptError("--shots must be >= 1")
+        if self.contrast_space not in CONTRAST_SPACES:
+            raise GandaptError(f"--contrast-space must be one of {', '.join(CONTRAST_SPACES)}, got {self.contrast_space!r}")
         if self.mixing is not None and not 0 <= self.mixing <= 1:
             raise GandaptError(f"--mixing must lie in [0, 1], got {self.mixing}")
         self.check_ranges(positive=("steps", "batch", "lr", "hidden", "depth", "temperature", "truncation", "n_source"),
