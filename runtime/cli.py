@@ -49,10 +49,14 @@ def default_bundle() -> str:
 @click.option("--loop", is_flag=True, help="Restart a video or image source at its end.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--force", is_flag=True, help="Overwrite --output.")
-@click.option("--domain-image", type=click.Path(), default=None,
-              help="Create a domain from a reference image (needs a domain-encoder bundle, issue #6).")
+@click.option("--domain-image", "domain_images", multiple=True,
+              help="IMAGE or NAME=IMAGE: a new domain made from a reference image by --domain-encoder, in one "
+                   "forward pass (repeatable; the run starts on the first unless --domain says otherwise).")
+@click.option("--domain-encoder", type=click.Path(), default=None,
+              help="A DEGAN domain encoder exported with gandapt-train degan ... --onnx FILE.onnx, for the "
+                   "bundle's base model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's stats as JSON on exit.")
-def main(bundle: Optional[str], domain_image: Optional[str], as_json: bool, **kwargs) -> None:
+def main(bundle: Optional[str], as_json: bool, **kwargs) -> None:
     """Run an exported bundle live and switch domains on the fly.
 
     \b
@@ -60,12 +64,12 @@ def main(bundle: Optional[str], domain_image: Optional[str], as_json: bool, **kw
       gandapt-run --source sample --output out.mp4 --switch-every 15
       gandapt-run bundle/ --domain sketch                 # webcam, with a window
       gandapt-run bundle/ --source latent --frames 300 --output walk.mp4
+      gandapt-run bundle/ --domain-encoder enc.onnx --domain-image warm=ref.png   # a domain from a picture
 
     \b
     Hotkeys in the window: n / right: next domain, p / left: previous, 1-9: select,
     b: blend on/off, + / -: blend weight, s: save frame, space: pause, q / Esc: quit.
     """
-    from gandapt.errors import GandaptError
     from gandapt.runtime.pipeline import RunOptions, run
 
     import signal
@@ -73,8 +77,6 @@ def main(bundle: Optional[str], domain_image: Optional[str], as_json: bool, **kw
     # SIGTERM ends a run like Ctrl-C, so the recording is finalised and stays playable.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with user_errors():
-        if domain_image is not None:
-            raise GandaptError("--domain-image needs a bundle with a domain encoder (DEGAN), which arrives with issue #6")
         summary = run(RunOptions(bundle=bundle or default_bundle(), **kwargs))
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -165,3 +165,12 @@ def test_a_run_saved_before_an_option_existed_is_not_stale(tmp_path):
     assert table._stale(tmp_path, MultiDomainTrainOptions(**{**opts.to_dict(), "lr": 1e-4}))
     (tmp_path / "training_options.json").write_text(json.dumps({**saved, "method": "nope"}))
     assert table._stale(tmp_path, opts)  # unreadable as these options: retrain
+
+
+def test_the_table_encoder_reaches_dynagan_only(tmp_path):
+    seen = {"sketch": tmp_path / "sketch", "ink": tmp_path / "ink"}
+    rows = {r.method: r for r in multi.MULTI_ROWS}
+    dyn = multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None, "enc.pt")
+    hdn = multi._options(rows["hyperdomainnet"], "m.pt", tmp_path / "h", tmp_path, seen, {}, None, "enc.pt")
+    assert dyn.encoder == "enc.pt" and hdn.encoder is None
+    assert multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None).encoder is None

@@ -204,3 +204,40 @@ def test_single_domain_and_nan_stop(targets, tmp_path):
     after = torch.load(out / "checkpoint.pt", weights_only=True)
     assert after["step"] == 1 and all(torch.equal(after["net"][k], v) for k, v in before["net"].items())
     assert not (out / "model.pt").exists() or gandapt.load(out / "model.pt").extra["steps"] == 1
+
+
+def test_encoder_inversions_are_each_domains_source(targets, tmp_path):
+    """--encoder: domain c's direction is n(t_c − mean E(G(E(x)))) over its own references."""
+    from gandapt.checkpoint import save_encoder
+    from gandapt.encoder import Encoder, EncoderConfig
+    from gandapt.trainer.adapters.targets import load_targets
+    from gandapt.trainer.embedders import build_embedder
+    from gandapt.trainer.losses.directional import mean_embedding
+    from gandapt.trainer.multidomain import loop
+
+    ck = gandapt.load(MODEL)
+    torch.manual_seed(0)
+    E = Encoder(EncoderConfig.for_generator(ck.config, head_dim=32, head_channels=8)).eval()
+    good, bad = tmp_path / "enc.pt", tmp_path / "other.pt"
+    save_encoder(good, E, ck.fingerprint)
+    save_encoder(bad, E, "g2:000000000000000000000000")
+    opts = MultiDomainTrainOptions(out=str(tmp_path / "run"), targets=targets, encoder=str(good), **FAST).resolved()
+    G = ck.G.eval().requires_grad_(False)
+    layout = G.synthesis.set_domain_stages(("out", "rank1"))
+    emb = build_embedder("disc", D=ck.D)
+    sets = [load_targets(t, G.img_resolution) for t in targets]
+    obj = loop.build_objective(opts, G, layout, emb, sets, "cpu", ck.fingerprint)[0]
+    with torch.no_grad():
+        for c, t in enumerate(sets):
+            src = mean_embedding(emb, G.synthesis(E(t), noise_mode="const"))
+            want = torch.nn.functional.normalize(mean_embedding(emb, t) - src, dim=0)
+            assert torch.allclose(obj.directions[c], want, atol=1e-5)
+    plain = loop.build_objective(MultiDomainTrainOptions(out="x", targets=targets, **FAST).resolved(), G, layout, emb,
+                                 sets, "cpu", ck.fingerprint)[0]
+    assert not torch.allclose(plain.directions, obj.directions, atol=1e-3)  # the random-sample source differs
+    with pytest.raises(GandaptError, match="--encoder applies to dynagan"):
+        MultiDomainTrainOptions(out="x", targets=targets, encoder=str(good), **{**FAST, "method": "hyperdomainnet"})
+    out = tmp_path / "foreign"
+    with pytest.raises(GandaptError, match="not this base model"):
+        train_multidomain(MultiDomainTrainOptions(out=str(out), targets=targets, encoder=str(bad), **FAST))
+    assert not out.exists()  # refused before the run folder was made

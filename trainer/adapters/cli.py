@@ -145,7 +145,8 @@ def eval_domain(as_json: bool, **kwargs) -> None:
 @click.option("--paired-n", type=click.IntRange(min=1), default=128)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--encoder", type=click.Path(), default=None,
-              help="Inversion encoder of --model: image directions start from the targets' inversions (MindTheGap).")
+              help="Inversion encoder of --model: image directions start from the targets' inversions (MindTheGap; "
+                   "the single-domain rows but genda, and dynagan).")
 def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: bool, n_fid: int, paired_n: int,
           threads, encoder) -> None:
     """Train and evaluate every method on the avatar targets; write the results table.

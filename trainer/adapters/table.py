@@ -351,7 +351,7 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     if train:
         train_runs(model, work_p, targets, retrain=retrain, threads=threads, n_fid=n_fid, paired_n=paired_n,
                    encoder=encoder)
-        multi.train_multi_runs(model, work_p, targets, unseen, retrain=retrain, threads=threads)
+        multi.train_multi_runs(model, work_p, targets, unseen, retrain=retrain, threads=threads, encoder=encoder)
     results = evaluate_runs(model, work_p, targets, n_fid, paired_n)
     results += multi.unadapted_rows(model, work_p, unseen, n_fid, paired_n)
     results += multi.evaluate_multi_runs(model, work_p, targets, unseen, n_fid, paired_n)

@@ -73,13 +73,14 @@ def _degan_data(work: Path, targets: Dict[str, Path]) -> Path:
 
 
 def _options(row: MultiRow, model: str, out: Path, work: Path, seen: Dict[str, Path], unseen: Dict[str, Path],
-             threads: Optional[int]):
+             threads: Optional[int], encoder: Optional[str] = None):
     common = {"model": model, "out": str(out), "threads": threads, "progress": False}
     if row.method in ("hyperdomainnet", "dynagan"):
         from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
 
+        enc = {"encoder": encoder} if row.method == "dynagan" else {}
         return MultiDomainTrainOptions(method=row.method, targets=tuple(str(p) for p in seen.values()),
-                                       names=tuple(seen), shots=1, **common, **row.options)
+                                       names=tuple(seen), shots=1, **common, **enc, **row.options)
     if row.method == "expansion":
         from gandapt.trainer.expansion.options import ExpansionOptions
 
@@ -127,11 +128,12 @@ def _held_out_pack(row: MultiRow, out: Path, unseen: Dict[str, Path]) -> Optiona
 
 
 def train_multi_runs(model: str, work: Path, seen: Dict[str, Path], unseen: Dict[str, Path], retrain: bool = False,
-                     threads: Optional[int] = None) -> None:
-    """Train every multi-domain run the work folder lacks (or all, with ``retrain``)."""
+                     threads: Optional[int] = None, encoder: Optional[str] = None) -> None:
+    """Train every multi-domain run the work folder lacks (or all, with ``retrain``); ``encoder`` gives
+    dynagan the references' inversions as its directions' sources, as it does the single-domain rows."""
     for i, row in enumerate(MULTI_ROWS):
         out = multi_run_dir(work, row)
-        opts = _options(row, model, out, work, seen, unseen, threads)
+        opts = _options(row, model, out, work, seen, unseen, threads, encoder)
         if not (out / "model.pt").is_file() or retrain or single._stale(out, opts):
             print(f"[multi {i + 1}/{len(MULTI_ROWS)}] training {out.name}", flush=True)
             _train(row, opts)

@@ -20,6 +20,7 @@ from torch import nn
 
 from gandapt.errors import GandaptError
 from gandapt.layout import DomainLayout
+from gandapt.runtime.domain_image import META_KEY  # the runtime reads the record this module writes
 from gandapt.trainer.degan.file import DomainEncoderFile
 from gandapt.trainer.degan.model import STAGES, DomainEncoder, DomainVector
 
@@ -78,7 +79,25 @@ def export_domain_encoder(enc: DomainEncoderFile, path: Any, spec: Optional[Any]
     if not diff <= atol:
         raise GandaptError(f"domain_encoder.onnx differs from torch by {diff:.3g} (> {atol:g}) at batch "
                            f"{spec.validation_batch}; report this with the encoder's config")
-    return {"path": str(path), "layout": layout.to_dict(), "max_abs_diff": diff,
+    info = {"path": str(path), "layout": layout.to_dict(), "max_abs_diff": diff,
             "base_fingerprint": enc.base_fingerprint,
             "input": {"image": ["N", 3, R, R], "convention": "RGB in [-1, 1]"},
             "output": {"domain": ["N", layout.size]}}
+    _stamp(path, {k: v for k, v in info.items() if k != "path"})
+    return info
+
+
+def _stamp(path: Path, meta: Dict[str, Any]) -> None:
+    """Record ``meta`` in the ONNX file's metadata (``gandapt-run --domain-encoder`` reads the layout and the
+    base model from it, so the file is usable on its own)."""
+    import json
+
+    import onnx
+
+    from gandapt.io import atomic_path
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    with atomic_path(path, force=True) as tmp:
+        onnx.save(model, str(tmp))

@@ -76,6 +76,10 @@ def _command(method: str) -> click.Command:
                   help="Contrast the adapted images' embeddings with the references' (the paper), or their "
                        "directions from G(w) with the domains' directions (better when the embedder's image "
                        "embeddings are nearly parallel, as the offline VGG one's are).")
+    @click.option("--encoder", type=click.Path(), default=None, hidden=method != "dynagan",
+                  help="Inversion encoder of the base model (gandapt-train encoder; gandapt.samples.encoder() for "
+                       "the embedded one): each domain's direction starts at its references' inversions G(E(x)), "
+                       "as DynaGAN's MindTheGap loss does with II2S, instead of at random samples.")
     @click.option("--truncation", type=PSI, default=0.7, help="Truncation psi of the training latents.")
     @click.option("--seed", type=int, default=0)
     @click.option("--checkpoint-minutes", type=float, default=2.0)

@@ -14,8 +14,9 @@ HyperDomainNet (Alanov et al. 2022, arXiv:2210.08884; methods.md §2.2–2.3):
   on a random convex mix Σ λ_k t_k (λ uniform on the simplex) with the matching direction.
 
 DynaGAN (Kim et al. 2022, arXiv:2211.14554; methods.md §4.2):
-  * direction   as above with the image direction of domain c (MindTheGap's ``clip_across`` with the
-                reference inversion replaced by the source set's mean: there is no II2S here)
+  * direction   as above with the image direction of domain c (MindTheGap's ``clip_across``). Its source
+                is the mean of random samples, or with ``--encoder`` the mean of the references'
+                encoder inversions G(E(I_c)), which stand in for DynaGAN's II2S inversions.
   * contrast    contrastive adaptation: cross-entropy over logits cos(E(G_c(w)), ·)/τ with the
                 positive t_c (un-augmented) and as negatives the other domains' t_j and 4
                 DiffAugment (xflip, colour) copies of each. ``contrast_space="direction"`` (ours, not
@@ -153,7 +154,7 @@ class DynaGANObjective(nn.Module):
         embedder: the frozen tower.
         refs: [K, dim] target embeddings t_c.
         augs: [K, A, dim] augmented target embeddings (negatives for the other domains).
-        source: [dim] source embedding.
+        source: [dim] source embedding, or [K, dim] one per domain (its references' inversions).
         weights: ``{direction, contrast, id}``.
         temperature: τ of the contrastive logits (DynaGAN: 1.0).
         contrast_space: ``embedding`` (DynaGAN) or ``direction`` (module docstring).

@@ -62,6 +62,7 @@ class MultiDomainTrainOptions(RunOptions):
     mixing: Optional[float] = None               # HDN: fraction of samples on a random convex mix of domains
     temperature: float = 1.0                     # DynaGAN contrastive temperature
     contrast_space: str = "embedding"            # DynaGAN: contrast embeddings (paper) or directions from G(w)
+    encoder: Optional[str] = None                # DynaGAN: directions start at the references' inversions G(E(x))
     truncation: float = 0.7
     n_source: int = 64                           # G samples whose mean embedding is the source
     seed: int = 0
@@ -101,6 +102,9 @@ class MultiDomainTrainOptions(RunOptions):
             raise GandaptError(f"duplicate domain names {names}; pass a distinct --name per domain")
         if self.shots is not None and self.shots < 1:
             raise GandaptError("--shots must be >= 1")
+        if self.encoder is not None and self.method != "dynagan":
+            raise GandaptError("--encoder applies to dynagan (its directions start at each reference's inversion); "
+                               "hyperdomainnet conditions on embeddings and has one source for every domain")
         if self.contrast_space not in CONTRAST_SPACES:
             raise GandaptError(f"--contrast-space must be one of {', '.join(CONTRAST_SPACES)}, got {self.contrast_space!r}")
         if self.mixing is not None and not 0 <= self.mixing <= 1:
