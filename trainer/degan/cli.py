@@ -64,10 +64,11 @@ def degan(channels: str, onnx_path, resume: bool, force: bool, **kwargs) -> None
             widths = tuple(int(c) for c in channels.split(",") if c.strip())
         except ValueError:
             raise GandaptError(f"--channels {channels!r} is not a comma-separated list of integers") from None
-        if onnx_path:  # an existing .onnx is refused before training, not after it
-            from gandapt.io import check_writable
+        if onnx_path:  # an existing .onnx, or a folder that takes no files, is refused before training
+            from gandapt.io import check_writable, temp_beside
 
             check_writable(onnx_path, force)
+            temp_beside(onnx_path).unlink()
         path = train_degan(DeganOptions(channels=widths, **kwargs), resume=resume, force=force)
         if onnx_path:
             from gandapt.trainer.degan.export import export_domain_encoder
