@@ -49,7 +49,7 @@ def default_bundle() -> str:
 @click.option("--loop", is_flag=True, help="Restart a video or image source at its end.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--force", is_flag=True, help="Overwrite --output.")
-@click.option("--domain-image", "domain_images", multiple=True,
+@click.option("--domain-image", "domain_images", multiple=True, metavar="[NAME=]IMAGE",
               help="IMAGE or NAME=IMAGE: a new domain made from a reference image by --domain-encoder, in one "
                    "forward pass (repeatable; the run starts on the first unless --domain says otherwise).")
 @click.option("--domain-encoder", type=click.Path(), default=None,

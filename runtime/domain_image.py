@@ -45,24 +45,56 @@ def parse_domain_images(items: Sequence[str]) -> List[Tuple[str, Path]]:
 
 def read_image(path: Path, resolution: int) -> np.ndarray:
     """A reference image as the encoder's input [1, 3, R, R] float32 RGB in [-1, 1]: the centre square,
-    resized with area interpolation.
+    resized to R.
+
+    The crop and the Lanczos resize are the trainer's (``gandapt.trainer.metrics.evaluate.load_image``),
+    so a picture gives the same domain here as through ``domain_from_image``. Pillow does the resize when
+    it is installed (the trainer's extra has it); the bare runtime falls back to OpenCV's area resize,
+    which differs from it by a few grey levels on downscaled pictures.
 
     Raises:
         GandaptError: a missing or unreadable file.
     """
-    import cv2
-
     if not path.is_file():
         raise GandaptError(f"--domain-image {path} not found; give a PNG or JPG file")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        import PIL.Image
+    except ImportError:
+        return _to_input(_read_cv2(path, resolution))
+    try:
+        with PIL.Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (resolution, resolution):
+                w, h = im.size
+                side = min(w, h)
+                box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+                im = im.crop(box).resize((resolution, resolution), PIL.Image.LANCZOS)
+            rgb = np.array(im, dtype=np.uint8)
+    except (OSError, ValueError):
+        raise GandaptError(f"--domain-image {path} is not an image that can be read; give a PNG or JPG "
+                           "file") from None
+    return _to_input(rgb)
+
+
+def _read_cv2(path: Path, resolution: int) -> np.ndarray:
+    """[R, R, 3] uint8 RGB through OpenCV (no EXIF rotation, as Pillow's path)."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None:
-        raise GandaptError(f"--domain-image {path} is not an image OpenCV can read; give a PNG or JPG file")
+        raise GandaptError(f"--domain-image {path} is not an image that can be read; give a PNG or JPG file")
     h, w = bgr.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     square = bgr[top:top + side, left:left + side]
-    interp = cv2.INTER_AREA if side > resolution else cv2.INTER_CUBIC
-    rgb = cv2.cvtColor(cv2.resize(square, (resolution, resolution), interpolation=interp), cv2.COLOR_BGR2RGB)
+    if side != resolution:
+        interp = cv2.INTER_AREA if side > resolution else cv2.INTER_CUBIC
+        square = cv2.resize(square, (resolution, resolution), interpolation=interp)
+    return cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+
+
+def _to_input(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [R, R, 3] → float32 [1, 3, R, R] in [-1, 1]."""
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None].copy()
 
 
@@ -96,22 +128,27 @@ class DomainEncoderSession:
         if raw is None:
             raise GandaptError(f"--domain-encoder {self.path} has no gandapt domain-encoder record; give the .onnx "
                                "written by gandapt-train degan --onnx (re-export it with this gandapt)")
-        meta = json.loads(raw)
-        want = (bundle.manifest.source or {}).get("fingerprint")
-        if meta.get("base_fingerprint") and want and meta["base_fingerprint"] != want:
-            raise GandaptError(f"--domain-encoder {self.path} makes domains for base model {meta['base_fingerprint']}, "
-                               f"but the bundle runs {want}; use an encoder trained on the bundle's model")
-        if "s" not in bundle.layout.stages:
-            raise GandaptError(f"the bundle's domain input has stages {', '.join(bundle.layout.stages) or '(none)'}; a "
-                               "domain encoder makes StyleSpace (s) domains: re-export the bundle with a pack that has "
-                               "s-stage domains, e.g. the degan run's domains.safetensors")
         try:
-            self.layout = DomainLayout.from_dict(bundle.layout.config, meta["layout"])
-        except GandaptError:
-            raise GandaptError(f"--domain-encoder {self.path} was made for another generator than the bundle's; "
-                               "use an encoder trained on the bundle's model") from None
+            meta = json.loads(raw)
+            got, layout, self.resolution = meta["base_fingerprint"], meta["layout"], int(meta["input"]["image"][-1])
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise GandaptError(f"--domain-encoder {self.path} has a damaged gandapt record; re-export it with "
+                               "gandapt-train degan --onnx") from None
+        want = (bundle.manifest.source or {}).get("fingerprint")
+        if got != want:
+            raise GandaptError(f"--domain-encoder {self.path} makes domains for base model {got or '(unrecorded)'}, "
+                               f"but the bundle runs {want or '(unrecorded)'}; use an encoder trained on the "
+                               "bundle's model")
+        if "s" not in bundle.layout.stages:
+            stages = ", ".join(bundle.layout.stages) or "(none)"
+            raise GandaptError(f"the bundle's domain input has stages {stages}; a domain encoder makes StyleSpace (s) "
+                               "domains: re-export the bundle with a pack that has s-stage domains, e.g. the degan "
+                               "run's domains.safetensors")
+        try:
+            self.layout = DomainLayout.from_dict(bundle.layout.config, layout)
+        except GandaptError as err:
+            raise GandaptError(f"--domain-encoder {self.path}: {err}") from None
         self.bundle_layout = bundle.layout
-        self.resolution = int(meta["input"]["image"][-1])
 
     def domain(self, image: Path) -> np.ndarray:
         """The domain vector [D] of one reference image, in the bundle's layout."""

@@ -164,18 +164,20 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
     if options.source != "latent" and not bundle.has_graph("encoder"):
         raise GandaptError(f"bundle {bundle.path} has no encoder graph, so it cannot run on camera or video "
                            "frames; use --source latent, or re-export with --encoder")
+    if options.blend and options.domain:
+        raise GandaptError("give either --domain (a start domain to switch from) or --blend (one fixed mix), not both")
     start = options.domain
     if options.domain_images:
         if not options.domain_encoder:
-            raise GandaptError("--domain-image needs --domain-encoder FILE.onnx (written by gandapt-train degan --onnx)")
+            raise GandaptError("--domain-image needs --domain-encoder FILE.onnx (written by gandapt-train degan "
+                               "--onnx)")
         from gandapt.runtime.domain_image import add_image_domains
 
         made = add_image_domains(bundle, options.domain_encoder, options.domain_images)
         start = start or made[0]  # start on the first new domain unless --domain says otherwise
     elif options.domain_encoder:
-        raise GandaptError("--domain-encoder makes domains from --domain-image files; give at least one --domain-image")
-    if options.blend and options.domain:
-        raise GandaptError("give either --domain (a start domain to switch from) or --blend (one fixed mix), not both")
+        raise GandaptError("--domain-encoder makes domains from --domain-image files; give at least one "
+                           "--domain-image")
     blend = parse_blend(options.blend) if options.blend else None
     controller = DomainController(bundle, start=start, blend=blend, switch_every=options.switch_every)
     camera = options.source != "latent"

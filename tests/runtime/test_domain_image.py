@@ -34,7 +34,7 @@ def encoder(tmp_path_factory):
     enc = load_domain_encoder(path)
     onnx_path = root / "enc.onnx"
     export_domain_encoder(enc, onnx_path)
-    img = (np.random.default_rng(3).uniform(0, 255, (32, 32, 3))).astype(np.uint8)
+    img = (np.random.default_rng(3).uniform(0, 255, (80, 100, 3))).astype(np.uint8)  # not square, not 32 px
     cv2.imwrite(str(root / "ref.png"), img[:, :, ::-1])
     return enc, onnx_path, root / "ref.png"
 
@@ -49,7 +49,7 @@ def test_image_domain_matches_the_torch_encoder(tiny_bundle, encoder):
     before = list(bundle.vectors)
     assert add_image_domains(bundle, onnx_path, [str(ref), f"second={ref}"]) == ["ref", "second"]
     assert list(bundle.vectors) == before + ["ref", "second"]
-    want = domain_from_image(enc, str(ref), layout=bundle.layout)      # the trainer's torch path
+    want = domain_from_image(enc, str(ref), layout=bundle.layout)      # the trainer's torch path, same crop/resize
     assert np.abs(bundle.vectors["ref"] - want).max() < 1e-4
     assert np.abs(bundle.vectors["ref"] - bundle.identity()).max() > 1e-3  # a real domain, not identity
     # only the s stage moves: the bundle's other stages stay identity
@@ -62,13 +62,16 @@ def test_run_starts_on_the_image_domain(tiny_bundle, encoder, tmp_path):
 
     _, onnx_path, ref = encoder
     frames = {}
-    for name, extra in (("image", {"domain_images": (f"mine={ref}",), "domain_encoder": str(onnx_path)}),
-                        ("base", {"domain": "base"})):
+    image = {"domain_images": (f"mine={ref}",), "domain_encoder": str(onnx_path)}
+    for name, extra in (("image", image), ("chosen", {**image, "domain": "mine"}), ("other", {**image, "domain": "warm"})):
         got = []
-        run(RunOptions(bundle=str(tiny_bundle), source="latent", frames=2, output=str(tmp_path / name), **extra),
+        run(RunOptions(bundle=str(tiny_bundle), source="latent", frames=2, output=str(tmp_path / name), overlay=False,
+                       **extra),
             on_frame=got.append)
         frames[name] = got
-    assert len(frames["image"]) == 2 and np.abs(frames["image"][0].astype(int) - frames["base"][0]).max() > 0
+    assert len(frames["image"]) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(frames["image"], frames["chosen"]))  # started on the new domain
+    assert np.abs(frames["image"][0].astype(int) - frames["other"][0]).max() > 0
 
 
 def test_bad_domain_image_input(tiny_bundle, encoder, tmp_path):
@@ -87,7 +90,7 @@ def test_bad_domain_image_input(tiny_bundle, encoder, tmp_path):
     with pytest.raises(GandaptError, match="missing.png not found"):
         add_image_domains(b, onnx_path, [str(tmp_path / "missing.png")])
     (tmp_path / "junk.png").write_bytes(b"not an image")
-    with pytest.raises(GandaptError, match="not an image OpenCV can read"):
+    with pytest.raises(GandaptError, match="not an image that can be read"):
         add_image_domains(b, onnx_path, [str(tmp_path / "junk.png")])
     with pytest.raises(GandaptError, match="enc2.onnx not found; export one with gandapt-train degan"):
         add_image_domains(b, tmp_path / "enc2.onnx", [str(ref)])
@@ -103,6 +106,10 @@ def test_bad_domain_image_input(tiny_bundle, encoder, tmp_path):
     onnx.save(model, str(tmp_path / "other.onnx"))
     with pytest.raises(GandaptError, match="base model g2:000000000000000000000000, but the bundle runs"):
         add_image_domains(b, tmp_path / "other.onnx", [str(ref)])
+    meta.value = "{not json"
+    onnx.save(model, str(tmp_path / "damaged.onnx"))
+    with pytest.raises(GandaptError, match="has a damaged gandapt record; re-export it"):
+        add_image_domains(b, tmp_path / "damaged.onnx", [str(ref)])
     assert list(b.vectors) == ["warm", "bold"]                        # nothing added by a failed call
     common = dict(bundle=str(tiny_bundle), source="latent", frames=1)
     with pytest.raises(GandaptError, match="--domain-image needs --domain-encoder"):

@@ -190,6 +190,6 @@ def test_cli_one_line_error(tmp_path):
     res = CliRunner().invoke(degan, args + ["--onnx", str(tmp_path / "enc.onnx")])
     assert res.exit_code == 1 and "enc.onnx already exists; pass --force" in res.output
     assert (tmp_path / "enc.onnx").read_bytes() == b"keep" and not (tmp_path / "r").exists()
-    res = CliRunner().invoke(degan, args + ["--onnx", "/proc/gandapt-test/enc.onnx"])  # a folder that takes no files
+    res = CliRunner().invoke(degan, args + ["--onnx", "/proc/gandapt-enc.onnx"])  # a folder that takes no files
     assert res.exit_code == 1 and "Traceback" not in res.output and "choose another output path" in res.output
     assert not (tmp_path / "r").exists()

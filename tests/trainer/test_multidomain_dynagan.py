@@ -168,6 +168,9 @@ def test_direction_space_contrast_scores_the_move_not_the_position(targets, tmp_
     assert by_position > float(torch.log(torch.tensor(2.0)))     # the position is still domain 1's: wrong class
     with pytest.raises(GandaptError, match="--contrast-space must be one of embedding, direction, got 'x'"):
         MultiDomainTrainOptions(out="x", targets=targets, contrast_space="x", **FAST)
+    with pytest.raises(GandaptError, match="--contrast-space applies to dynagan's contrastive loss"):
+        MultiDomainTrainOptions(out="x", targets=targets, contrast_space="direction",
+                                **{**FAST, "method": "hyperdomainnet"})
     out = tmp_path / "dir"
     train_multidomain(MultiDomainTrainOptions(out=str(out), targets=targets, contrast_space="direction", **FAST))
     saved = json.loads((out / "training_options.json").read_text())

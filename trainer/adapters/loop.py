@@ -193,6 +193,16 @@ def invert(encoder: str, fingerprint: str, targets: torch.Tensor, device) -> tor
     Raises:
         GandaptError: the encoder is missing, unreadable, or made for another base model.
     """
+    enc = checked_encoder(encoder, fingerprint, device)
+    return torch.cat([enc.E(targets[i:i + 16]) for i in range(0, len(targets), 16)])
+
+
+def checked_encoder(encoder: str, fingerprint: str, device="cpu"):
+    """The inversion encoder file ``encoder``, loaded and checked to invert into the model ``fingerprint``.
+
+    Raises:
+        GandaptError: the file is missing, unreadable, or made for another base model.
+    """
     from pathlib import Path
 
     from gandapt.checkpoint import load_encoder
@@ -204,7 +214,7 @@ def invert(encoder: str, fingerprint: str, targets: torch.Tensor, device) -> tor
     if enc.base_fingerprint != fingerprint:
         raise GandaptError(f"--encoder {encoder} inverts into model {enc.base_fingerprint}, not this base model "
                            f"({fingerprint}); pass the encoder trained for --model")
-    return torch.cat([enc.E(targets[i:i + 16]) for i in range(0, len(targets), 16)])
+    return enc
 
 
 def inverted_sources(encoder: str, G, fingerprint: str, targets: torch.Tensor, device) -> torch.Tensor:

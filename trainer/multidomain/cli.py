@@ -6,7 +6,7 @@ import click
 
 from gandapt.cli.errors import user_errors
 from gandapt.cli.types import PSI
-from gandapt.trainer.multidomain.options import DEFAULTS, MultiDomainTrainOptions  # torch-free
+from gandapt.trainer.multidomain.options import CONTRAST_SPACES, DEFAULTS, MultiDomainTrainOptions  # torch-free
 
 _CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -71,11 +71,11 @@ def _command(method: str) -> click.Command:
                   help="Identity loss with its gradient fixed (0: the released code's effective behaviour).")
     @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, hidden=method != "dynagan",
                   help="Temperature of the contrastive logits.")
-    @click.option("--contrast-space", type=click.Choice(["embedding", "direction"]), default="embedding",
+    @click.option("--contrast-space", type=click.Choice(CONTRAST_SPACES), default="embedding",
                   hidden=method != "dynagan",
                   help="Contrast the adapted images' embeddings with the references' (the paper), or their "
-                       "directions from G(w) with the domains' directions (better when the embedder's image "
-                       "embeddings are nearly parallel, as the offline VGG one's are).")
+                       "directions from G(w) with the domains' directions. With the offline VGG embedder the "
+                       "second helped sketch and ink and hurt painting (adaptation_discussion.md).")
     @click.option("--encoder", type=click.Path(), default=None, hidden=method != "dynagan",
                   help="Inversion encoder of the base model (gandapt-train encoder; gandapt.samples.encoder() for "
                        "the embedded one): each domain's direction starts at its references' inversions G(E(x)), "

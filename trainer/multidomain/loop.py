@@ -23,7 +23,7 @@ from gandapt.errors import GandaptError
 from gandapt.io import atomic_path, atomic_write_bytes
 from gandapt.pack import Domain, DomainPack, pack_bytes
 from gandapt.trainer.embedders import embedder_from_options
-from gandapt.trainer.adapters.loop import inverted_sources
+from gandapt.trainer.adapters.loop import checked_encoder, inverted_sources
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.losses.directional import mean_embedding
@@ -68,7 +68,7 @@ def conditionings(options, G, emb, target_sets, device):
     return conds, source
 
 
-def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_sets, device, fingerprint: str = ""):
+def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_sets, device, fingerprint: str):
     """(objective, stored conditionings [K, E], stored source or None).
 
     ``fingerprint`` (the base model's) checks a DynaGAN ``--encoder`` against the model it inverts into.
@@ -87,6 +87,10 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
         with torch.no_grad():
             source = torch.stack([mean_embedding(emb, inverted_sources(options.encoder, G, fingerprint, t.to(device),
                                                                        device)) for t in target_sets])  # [K, dim]
+        same = [n for n, c, s in zip(options.domain_names(), conds, source) if (c - s).norm() < 1e-8]
+        if same:
+            raise GandaptError(f"domain(s) {', '.join(same)} embed exactly like their inversions; nothing to adapt "
+                               "towards")
     weights = {"direction": options.lambda_direction, "contrast": options.lambda_contrast, "id": options.lambda_id}
     obj = DynaGANObjective(net, emb, conds, augs, source, weights, options.temperature,
                            options.contrast_space).to(device)
@@ -121,9 +125,12 @@ def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, fo
     layout = G.synthesis.set_domain_stages(STAGES[options.method])
     emb = embedder_from_options(options, base.D, device)  # a missing CLIP checkpoint fails here, before any output
     target_sets = load_target_sets(options, G.img_resolution) if options.targets else []
+    if options.encoder:  # a missing or foreign encoder fails before the run folder is touched
+        checked_encoder(options.encoder, base.fingerprint, device)
+    prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
+
     with seeded(options.seed):  # the hypernetwork's initial weights follow --seed
         objective, conds, source = build_objective(options, G, layout, emb, target_sets, device, base.fingerprint)
-    prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)  # after a bad --encoder could fail: no empty run folder
     betas = (0.0, 0.99) if options.method == "dynagan" else (0.9, 0.999)
     opt = torch.optim.Adam(objective.trainable(), lr=options.lr, betas=betas)
     gen = torch.Generator().manual_seed(options.seed)

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gandapt.trainer.losses.directional import directional_loss, indomain_angle_loss
+from gandapt.trainer.losses.directional import DELTA_EPS, directional_loss, indomain_angle_loss
 from gandapt.trainer.multidomain.hypernets import DynaGANHyperNet, HDNMapper
 
 
@@ -184,7 +184,8 @@ class DynaGANObjective(nn.Module):
             e_frozen: [B, dim] embeddings of G(w) (needed by the direction space only).
         """
         if self.contrast_space == "direction":
-            d = F.normalize(F.normalize(e_adapted, dim=-1) - F.normalize(e_frozen, dim=-1), dim=-1)
+            # DELTA_EPS as in directional_loss: at init G_c(w) ≈ G(w), and a tiny eps would blow the gradient up
+            d = F.normalize(F.normalize(e_adapted, dim=-1) - F.normalize(e_frozen, dim=-1), dim=-1, eps=DELTA_EPS)
             return F.cross_entropy(d @ self.directions.T / self.temperature, labels)     # logits [B, K]
         k, a, _ = self.augs.shape
         e = F.normalize(e_adapted, dim=-1)

@@ -106,7 +106,10 @@ class MultiDomainTrainOptions(RunOptions):
             raise GandaptError("--encoder applies to dynagan (its directions start at each reference's inversion); "
                                "hyperdomainnet conditions on embeddings and has one source for every domain")
         if self.contrast_space not in CONTRAST_SPACES:
-            raise GandaptError(f"--contrast-space must be one of {', '.join(CONTRAST_SPACES)}, got {self.contrast_space!r}")
+            raise GandaptError(f"--contrast-space must be one of {', '.join(CONTRAST_SPACES)}, "
+                               f"got {self.contrast_space!r}")
+        if self.contrast_space != "embedding" and self.method != "dynagan":
+            raise GandaptError("--contrast-space applies to dynagan's contrastive loss; hyperdomainnet has none")
         if self.mixing is not None and not 0 <= self.mixing <= 1:
             raise GandaptError(f"--mixing must lie in [0, 1], got {self.mixing}")
         self.check_ranges(positive=("steps", "batch", "lr", "hidden", "depth", "temperature", "truncation", "n_source"),
