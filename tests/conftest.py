@@ -51,3 +51,23 @@ def golden_dir() -> Path:
     if not (path / "README.md").is_file():
         pytest.skip(f"golden vectors not found at {path}; set GANDAPT_GOLDEN to the golden/ folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_files(tmp_path_factory):
+    """(encoder module, its file for samples/data/tiny_g32.pt, the same weights filed for a foreign model):
+    a random-weight inversion encoder for the ``--encoder`` tests."""
+    torch = pytest.importorskip("torch")
+    import gandapt
+    from gandapt.checkpoint import save_encoder
+    from gandapt.encoder import Encoder, EncoderConfig
+    from gandapt.samples import data_path
+
+    root = tmp_path_factory.mktemp("tiny_encoder")
+    ck = gandapt.load(data_path("tiny_g32.pt"))
+    torch.manual_seed(0)
+    E = Encoder(EncoderConfig.for_generator(ck.config, head_dim=32, head_channels=8)).eval()
+    good, foreign = root / "enc.pt", root / "other.pt"
+    save_encoder(good, E, ck.fingerprint)
+    save_encoder(foreign, E, "g2:000000000000000000000000")
+    return E, good, foreign

@@ -186,19 +186,13 @@ def test_finetune_writes_a_new_base_model(target_dir, tmp_path, capsys):
     assert any(not torch.equal(sb[k], st[k]) for k in sb if k.startswith("synthesis."))
 
 
-def test_encoder_inverted_sources_set_the_direction(target_dir, tmp_path):
+def test_encoder_inverted_sources_set_the_direction(target_dir, tmp_path, tiny_encoder_files):
     """--encoder: the direction's source is G(E(target)) per reference; a foreign encoder is refused."""
-    from gandapt.checkpoint import save_encoder
-    from gandapt.encoder import Encoder, EncoderConfig
     from gandapt.trainer.adapters.loop import inverted_sources
     from gandapt.trainer.adapters.targets import load_targets
 
     ck = gandapt.load(MODEL)
-    torch.manual_seed(0)
-    E = Encoder(EncoderConfig.for_generator(ck.config, head_dim=32, head_channels=8)).eval()
-    good, bad = tmp_path / "enc.pt", tmp_path / "other.pt"
-    save_encoder(good, E, ck.fingerprint)
-    save_encoder(bad, E, "g2:000000000000000000000000")
+    E, good, bad = tiny_encoder_files
     targets = load_targets(str(target_dir), ck.G.img_resolution)
     with torch.no_grad():
         src = inverted_sources(str(good), ck.G, ck.fingerprint, targets, "cpu")

@@ -209,21 +209,15 @@ def test_single_domain_and_nan_stop(targets, tmp_path):
     assert not (out / "model.pt").exists() or gandapt.load(out / "model.pt").extra["steps"] == 1
 
 
-def test_encoder_inversions_are_each_domains_source(targets, tmp_path):
+def test_encoder_inversions_are_each_domains_source(targets, tmp_path, tiny_encoder_files):
     """--encoder: domain c's direction is n(t_c − mean E(G(E(x)))) over its own references."""
-    from gandapt.checkpoint import save_encoder
-    from gandapt.encoder import Encoder, EncoderConfig
     from gandapt.trainer.adapters.targets import load_targets
     from gandapt.trainer.embedders import build_embedder
     from gandapt.trainer.losses.directional import mean_embedding
     from gandapt.trainer.multidomain import loop
 
     ck = gandapt.load(MODEL)
-    torch.manual_seed(0)
-    E = Encoder(EncoderConfig.for_generator(ck.config, head_dim=32, head_channels=8)).eval()
-    good, bad = tmp_path / "enc.pt", tmp_path / "other.pt"
-    save_encoder(good, E, ck.fingerprint)
-    save_encoder(bad, E, "g2:000000000000000000000000")
+    E, good, bad = tiny_encoder_files
     opts = MultiDomainTrainOptions(out=str(tmp_path / "run"), targets=targets, encoder=str(good), **FAST).resolved()
     G = ck.G.eval().requires_grad_(False)
     layout = G.synthesis.set_domain_stages(("out", "rank1"))
