@@ -10,6 +10,7 @@ onnxruntime only; no torch.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -47,7 +48,7 @@ def read_image(path: Path, resolution: int) -> np.ndarray:
     """A reference image as the encoder's input [1, 3, R, R] float32 RGB in [-1, 1]: the centre square,
     resized to R.
 
-    The crop and the Lanczos resize are the trainer's (``gandapt.trainer.metrics.evaluate.load_image``),
+    The crop and the Lanczos resize are the trainer's (:func:`gandapt.image_file.read_square`),
     so a picture gives the same domain here as through ``domain_from_image``. Pillow does the resize when
     it is installed (the trainer's extra has it); the bare runtime falls back to OpenCV's area resize,
     which differs from it by a few grey levels on downscaled pictures.
@@ -57,23 +58,15 @@ def read_image(path: Path, resolution: int) -> np.ndarray:
     """
     if not path.is_file():
         raise GandaptError(f"--domain-image {path} not found; give a PNG or JPG file")
-    try:
-        import PIL.Image
-    except ImportError:
+    if importlib.util.find_spec("PIL") is None:  # the trainer's extra has Pillow; a bare runtime may not
         return _to_input(_read_cv2(path, resolution))
+    from gandapt.image_file import read_square
+
     try:
-        with PIL.Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (resolution, resolution):
-                w, h = im.size
-                side = min(w, h)
-                box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-                im = im.crop(box).resize((resolution, resolution), PIL.Image.LANCZOS)
-            rgb = np.array(im, dtype=np.uint8)
-    except (OSError, ValueError):
+        return _to_input(read_square(path, resolution))
+    except GandaptError:
         raise GandaptError(f"--domain-image {path} is not an image that can be read; give a PNG or JPG "
                            "file") from None
-    return _to_input(rgb)
 
 
 def _read_cv2(path: Path, resolution: int) -> np.ndarray:

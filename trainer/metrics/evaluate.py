@@ -64,24 +64,11 @@ def select_images(files: List[Path], n: int, seed: Optional[int] = None) -> List
 
 
 def load_image(path: Path, resolution: Optional[int] = None) -> torch.Tensor:
-    """One image as uint8 [3, H, W]; with ``resolution``, centre-cropped square and Lanczos-resized.
+    """One image as uint8 [3, H, W]; with ``resolution``, centre-cropped square and Lanczos-resized
+    (:func:`gandapt.image_file.read_square`)."""
+    from gandapt.image_file import read_square
 
-    Lanczos is what NVIDIA's dataset_tool uses to bring a dataset to the generator's resolution.
-    """
-    import PIL.Image
-
-    try:
-        with PIL.Image.open(path) as im:
-            im = im.convert("RGB")
-            if resolution and im.size != (resolution, resolution):
-                w, h = im.size
-                s = min(w, h)
-                box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-                im = im.crop(box).resize((resolution, resolution), PIL.Image.LANCZOS)
-            arr = np.array(im, dtype=np.uint8)
-    except (OSError, ValueError) as err:
-        raise GandaptError(f"cannot read image {path}: {err}") from None
-    return torch.from_numpy(arr).permute(2, 0, 1)
+    return torch.from_numpy(read_square(path, resolution)).permute(2, 0, 1)
 
 
 def folder_features(files: List[Path], inception: InceptionFeatures, resolution: Optional[int] = None,
