@@ -50,11 +50,11 @@ def default_bundle() -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--force", is_flag=True, help="Overwrite --output.")
 @click.option("--domain-image", "domain_images", multiple=True, metavar="[NAME=]IMAGE",
-              help="IMAGE or NAME=IMAGE: a new domain made from a reference image by --domain-encoder, in one "
+              help="IMAGE or NAME=IMAGE: a new domain made from a reference image by the domain encoder, in one "
                    "forward pass (repeatable; the run starts on the first unless --domain says otherwise).")
 @click.option("--domain-encoder", type=click.Path(), default=None,
               help="A DEGAN domain encoder exported with gandapt-train degan ... --onnx FILE.onnx, for the "
-                   "bundle's base model.")
+                   "bundle's base model [default: the shipped one, which fits bundles of the shipped avatar model].")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's stats as JSON on exit.")
 def main(bundle: Optional[str], as_json: bool, **kwargs) -> None:
     """Run an exported bundle live and switch domains on the fly.
@@ -64,7 +64,8 @@ def main(bundle: Optional[str], as_json: bool, **kwargs) -> None:
       gandapt-run --source sample --output out.mp4 --switch-every 15
       gandapt-run bundle/ --domain sketch                 # webcam, with a window
       gandapt-run bundle/ --source latent --frames 300 --output walk.mp4
-      gandapt-run bundle/ --domain-encoder enc.onnx --domain-image warm=ref.png   # a domain from a picture
+      gandapt-run --source sample --domain-image warm=ref.png    # a domain from a picture (shipped encoder)
+      gandapt-run bundle/ --domain-encoder enc.onnx --domain-image warm=ref.png   # your model's encoder
 
     \b
     Hotkeys in the window: n / right: next domain, p / left: previous, 1-9: select,

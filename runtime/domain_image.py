@@ -14,7 +14,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -97,13 +97,15 @@ class DomainEncoderSession:
     Args:
         path: the ``.onnx`` file ``gandapt-train degan --onnx`` wrote.
         bundle: the opened :class:`~gandapt.runtime.bundle.Bundle` the domains are for.
+        shipped: ``path`` is the shipped encoder standing in for a ``--domain-encoder`` the user left out
+            (a bundle of another base model is then told to pass one).
 
     Raises:
         GandaptError: a missing file, one without gandapt's metadata, an encoder of another base model, or
             a bundle whose ``domain`` input has no ``s`` stage.
     """
 
-    def __init__(self, path: PathLike, bundle) -> None:
+    def __init__(self, path: PathLike, bundle, shipped: bool = False) -> None:
         import onnxruntime as ort
 
         from gandapt.layout import DomainLayout
@@ -128,6 +130,10 @@ class DomainEncoderSession:
             raise GandaptError(f"--domain-encoder {self.path} has a damaged gandapt record; re-export it with "
                                "gandapt-train degan --onnx") from None
         want = (bundle.manifest.source or {}).get("fingerprint")
+        if got != want and shipped:
+            raise GandaptError(f"--domain-image needs --domain-encoder FILE.onnx for this bundle's base model "
+                               f"{want or '(unrecorded)'} (written by gandapt-train degan --onnx); the shipped encoder "
+                               "only makes domains for the shipped avatar model")
         if got != want:
             raise GandaptError(f"--domain-encoder {self.path} makes domains for base model {got or '(unrecorded)'}, "
                                f"but the bundle runs {want or '(unrecorded)'}; use an encoder trained on the "
@@ -152,12 +158,13 @@ class DomainEncoderSession:
         return self.layout.convert(out[0], self.bundle_layout).astype(np.float32)
 
 
-def add_image_domains(bundle, encoder: PathLike, items: Sequence[str]) -> List[str]:
+def add_image_domains(bundle, encoder: Optional[PathLike], items: Sequence[str]) -> List[str]:
     """Make a domain per ``IMAGE`` / ``NAME=IMAGE`` with ``encoder`` and add it to ``bundle.vectors``.
 
     Args:
         bundle: the opened bundle (its ``vectors`` gain the new domains, after the shipped ones).
-        encoder: the domain encoder's ``.onnx``.
+        encoder: the domain encoder's ``.onnx``; None: the shipped one
+            (:func:`gandapt.samples.domain_encoder`), which fits only bundles of the shipped base model.
         items: see :func:`parse_domain_images`.
 
     Returns:
@@ -172,7 +179,21 @@ def add_image_domains(bundle, encoder: PathLike, items: Sequence[str]) -> List[s
     if taken:
         raise GandaptError(f"the bundle already has a domain named {taken[0]!r}; name the image: "
                            f"--domain-image NEWNAME={dict(named)[taken[0]]}")
-    session = DomainEncoderSession(encoder, bundle)
+    path, shipped = _encoder_or_shipped(encoder)
+    session = DomainEncoderSession(path, bundle, shipped=shipped)
     made: Dict[str, np.ndarray] = {name: session.domain(path) for name, path in named}
     bundle.vectors.update(made)
     return list(made)
+
+
+def _encoder_or_shipped(encoder: Optional[PathLike]) -> Tuple[Path, bool]:
+    """(path, shipped): ``encoder`` as given, or the shipped encoder when it is None."""
+    if encoder is not None:
+        return Path(encoder), False
+    from gandapt.samples import DOMAIN_ENCODER, data_dir
+
+    path = data_dir() / DOMAIN_ENCODER
+    if not path.is_file():
+        raise GandaptError("--domain-image needs --domain-encoder FILE.onnx (written by gandapt-train degan --onnx); "
+                           f"this installation has no shipped one ({path})")
+    return path, True

@@ -167,10 +167,7 @@ def run(options: RunOptions, on_frame=None) -> Dict[str, Any]:
     if options.blend and options.domain:
         raise GandaptError("give either --domain (a start domain to switch from) or --blend (one fixed mix), not both")
     start = options.domain
-    if options.domain_images:
-        if not options.domain_encoder:
-            raise GandaptError("--domain-image needs --domain-encoder FILE.onnx (written by gandapt-train degan "
-                               "--onnx)")
+    if options.domain_images:  # without --domain-encoder the shipped one, if it fits the bundle's base model
         from gandapt.runtime.domain_image import add_image_domains
 
         made = add_image_domains(bundle, options.domain_encoder, options.domain_images)

@@ -36,6 +36,7 @@ ENCODER = "avatars64_encoder.pt"
 CLIP = "avatar_clip.mp4"
 PACK = "avatars64_domains.safetensors"
 BUNDLE = "avatars64_bundle"
+DOMAIN_ENCODER = "avatars64_domain_encoder.onnx"
 
 
 def base_model() -> Path:
@@ -57,8 +58,14 @@ def clip() -> Path:
 
 
 def domain_pack() -> Path:
-    """The shipped domain pack of :func:`base_model` (sketch, ink, painting, colorshift)."""
+    """The shipped domain pack of :func:`base_model` (sketch, ink, painting, colorshift, pixel, sketch_ink)."""
     return data_path(PACK)
+
+
+def domain_encoder() -> Path:
+    """The DEGAN domain encoder of :func:`base_model`, in ONNX: a reference image [N, 3, 64, 64] in [-1, 1]
+    -> a domain [N, D] in one forward pass (``gandapt-run --domain-image``)."""
+    return data_path(DOMAIN_ENCODER)
 
 
 def bundle() -> Path:

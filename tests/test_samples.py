@@ -16,7 +16,7 @@ CHEAP = [n for n, r in RECIPES.items() if not r.trained]
 def test_every_shipped_file_has_a_recipe():
     shipped = {p.name for p in samples.data_dir().iterdir()}
     assert shipped <= set(RECIPES)
-    assert {"tiny_g32.pt", samples.CLIP, samples.BASE_MODEL, samples.ENCODER} <= shipped
+    assert {"tiny_g32.pt", samples.CLIP, samples.BASE_MODEL, samples.ENCODER, samples.DOMAIN_ENCODER} <= shipped
 
 
 @pytest.mark.parametrize("name", [n for n in CHEAP if n.endswith(".pt")])

@@ -149,6 +149,49 @@ def test_cli_domain_image(tiny_bundle, encoder, tmp_path):
     assert json.loads(res.stdout)["frames_out"] == 2
     res = CliRunner().invoke(main, [str(tiny_bundle), "--source", "latent", "--frames", "1",
                                     "--domain-image", str(ref)])
-    assert res.exit_code == 1 and res.output.strip().splitlines() == [
-        "Error: --domain-image needs --domain-encoder FILE.onnx (written by gandapt-train degan --onnx)"]
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1
+    assert res.output.startswith("Error: --domain-image needs --domain-encoder FILE.onnx for this bundle's base model g")
+    assert "the shipped encoder only makes domains for the shipped avatar model" in res.output
     assert Path(tmp_path / "o").is_dir()
+
+
+def test_without_a_shipped_encoder_domain_encoder_is_required(tiny_bundle, tmp_path, monkeypatch):
+    import gandapt.samples
+    from gandapt.runtime.bundle import open_bundle
+    from gandapt.runtime.domain_image import add_image_domains
+
+    monkeypatch.setattr(gandapt.samples, "data_dir", lambda: tmp_path)  # an installation without the file
+    with pytest.raises(GandaptError, match="needs --domain-encoder FILE.onnx .*this installation has no shipped one"):
+        add_image_domains(open_bundle(tiny_bundle), None, [str(tmp_path / "ref.png")])
+
+
+def test_shipped_encoder_fits_the_shipped_bundle(tmp_path):
+    """The README's path: gandapt-run --source sample --domain-image REF.png, no --domain-encoder."""
+    import cv2
+
+    import gandapt
+    from gandapt import samples
+    from gandapt.runtime.bundle import open_bundle
+    from gandapt.runtime.domain_image import META_KEY
+    from gandapt.runtime.pipeline import RunOptions, run
+    from gandapt.trainer.data.transforms import apply_transform
+
+    import onnx
+
+    bundle = open_bundle(samples.bundle())
+    meta = json.loads(next(p.value for p in onnx.load(str(samples.domain_encoder())).metadata_props if p.key == META_KEY))
+    # the shipped files were made for one base model: a rebuilt base model needs a rebuilt encoder
+    assert meta["base_fingerprint"] == bundle.manifest.source["fingerprint"] == gandapt.load(samples.base_model()).fingerprint
+    ck = gandapt.load(samples.base_model(), with_d=False)
+    with torch.no_grad():
+        img = ck.G(torch.randn(1, ck.G.z_dim, generator=torch.Generator().manual_seed(1)), truncation_psi=0.7)
+    rgb = ((img[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+    cv2.imwrite(str(tmp_path / "ref.png"), apply_transform("sketch", rgb)[:, :, ::-1])
+    frames = {}
+    for name, extra in (("image", {"domain_images": (f"mine={tmp_path / 'ref.png'}",)}), ("base", {"domain": "base"})):
+        got = []
+        run(RunOptions(bundle=str(samples.bundle()), source="sample", frames=1, output=str(tmp_path / name),
+                       overlay=False, **extra),
+            on_frame=got.append)
+        frames[name] = got[0]
+    assert np.abs(frames["image"].astype(int) - frames["base"]).mean() > 1  # the new domain changes the picture
