@@ -223,7 +223,11 @@ def test_encoder_inversions_are_each_domains_source(targets, tmp_path, tiny_enco
     layout = G.synthesis.set_domain_stages(("out", "rank1"))
     emb = build_embedder("disc", D=ck.D)
     sets = [load_targets(t, G.img_resolution) for t in targets]
+    mapped = []  # the random-sample source goes through the mapping network; the inversions do not
+    hook = G.mapping.register_forward_pre_hook(lambda module, inputs: mapped.append(inputs[0].shape[0]))
     obj = loop.build_objective(opts, G, layout, emb, sets, "cpu", ck.fingerprint)[0]
+    hook.remove()
+    assert mapped == []  # no n_source samples drawn only to be discarded
     with torch.no_grad():
         for c, t in enumerate(sets):
             src = mean_embedding(emb, G.synthesis(E(t), noise_mode="const"))

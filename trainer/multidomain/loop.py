@@ -53,15 +53,21 @@ def load_target_sets(options: MultiDomainTrainOptions, resolution: int) -> List[
 
 
 @torch.no_grad()
-def conditionings(options, G, emb, target_sets, device):
-    """(t [K, dim], s [dim]): target and source embeddings (module docstring of :mod:`.objectives`)."""
+def conditionings(options, G, emb, target_sets, device, sample_source: bool = True):
+    """(t [K, dim], s [dim]): target and source embeddings (module docstring of :mod:`.objectives`).
+
+    ``sample_source=False`` (image targets whose sources come from elsewhere, DynaGAN's ``--encoder``)
+    skips the ``n_source`` base samples and returns s = None.
+    """
     if options.texts:
         e = F.normalize(emb.encode_text([options.source_text, *options.texts]), dim=-1)
         source, conds = e[0], e[1:]
     else:
+        conds = torch.stack([mean_embedding(emb, t.to(device)) for t in target_sets])
+        if not sample_source:
+            return conds, None
         z = torch.randn(options.n_source, G.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
         source = mean_embedding(emb, G(z.to(device), truncation_psi=options.truncation))
-        conds = torch.stack([mean_embedding(emb, t.to(device)) for t in target_sets])
     same = [n for n, c in zip(options.domain_names(), conds) if (c - source).norm() < 1e-8]
     if same:
         raise GandaptError(f"domain(s) {', '.join(same)} embed exactly like the source; nothing to adapt towards")
@@ -73,7 +79,8 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
 
     ``fingerprint`` (the base model's) checks a DynaGAN ``--encoder`` against the model it inverts into.
     """
-    conds, source = conditionings(options, G, emb, target_sets, device)
+    inverted = options.method == "dynagan" and bool(options.encoder)  # its sources are the references' inversions
+    conds, source = conditionings(options, G, emb, target_sets, device, sample_source=not inverted)
     if options.method == "hyperdomainnet":
         net = HDNMapper(conds.shape[1], layout, hidden=options.hidden, depth=options.depth)
         weights = {"direction": options.lambda_direction, "indomain": options.lambda_indomain,
@@ -83,7 +90,7 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
     net = DynaGANHyperNet(k, layout, hidden=options.hidden)
     augs = augmented_bank(emb, [t.to(device) for t in target_sets], AUG_COPIES,
                           torch.Generator().manual_seed(options.seed + 3))
-    if options.encoder:  # MindTheGap's clip_across: each domain's direction starts at its references' inversions
+    if inverted:  # MindTheGap's clip_across: each domain's direction starts at its references' inversions
         with torch.no_grad():
             source = torch.stack([mean_embedding(emb, inverted_sources(options.encoder, G, fingerprint, t.to(device),
                                                                        device)) for t in target_sets])  # [K, dim]
