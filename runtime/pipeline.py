@@ -54,8 +54,8 @@ class RunOptions:
     loop: bool = False
     threads: Optional[int] = None
     force: bool = False
-    domain_images: Tuple[str, ...] = ()  # IMAGE or NAME=IMAGE: new domains made by --domain-encoder
-    domain_encoder: Optional[str] = None
+    domain_images: Tuple[str, ...] = ()  # IMAGE or NAME=IMAGE: new domains made by the domain encoder
+    domain_encoder: Optional[str] = None   # None: the shipped one (fits the shipped base model only)
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:

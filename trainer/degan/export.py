@@ -37,7 +37,7 @@ class DomainEncoderGraph(nn.Module):
 
 
 def export_domain_encoder(enc: DomainEncoderFile, path: Any, spec: Optional[Any] = None,
-                          atol: float = 1e-4) -> Dict[str, Any]:
+                          atol: float = 1e-4, provenance: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Export ``enc`` to ``path`` and check it in onnxruntime.
 
     Args:
@@ -46,6 +46,7 @@ def export_domain_encoder(enc: DomainEncoderFile, path: Any, spec: Optional[Any]
         spec: a :class:`gandapt.export.spec.ExportSpec` (default: fp32, the default opset); only
             fp32 is supported.
         atol: the largest allowed |onnxruntime − torch| on the validation batch.
+        provenance: JSON-serialisable facts recorded with the file (e.g. the recipe that made it).
 
     Returns:
         ``{'path', 'layout': DomainLayout.to_dict(), 'max_abs_diff', 'base_fingerprint', 'input', 'output'}``
@@ -83,6 +84,8 @@ def export_domain_encoder(enc: DomainEncoderFile, path: Any, spec: Optional[Any]
             "base_fingerprint": enc.base_fingerprint,
             "input": {"image": ["N", 3, R, R], "convention": "RGB in [-1, 1]"},
             "output": {"domain": ["N", layout.size]}}
+    if provenance:
+        info["provenance"] = dict(provenance)
     _stamp(path, {k: v for k, v in info.items() if k != "path"})
     return info
 
