@@ -134,7 +134,7 @@ class DomainEncoderSession:
             raise GandaptError(f"--domain-image needs --domain-encoder FILE.onnx for this bundle's base model "
                                f"{want or '(unrecorded)'} (written by gandapt-train degan --onnx); the shipped encoder "
                                "only makes domains for the shipped avatar model")
-        if got != want:
+        elif got != want:
             raise GandaptError(f"--domain-encoder {self.path} makes domains for base model {got or '(unrecorded)'}, "
                                f"but the bundle runs {want or '(unrecorded)'}; use an encoder trained on the "
                                "bundle's model")

@@ -210,17 +210,15 @@ def _hdn_domains(model: Path, out: Path, targets: Dict[str, Path]) -> list:
 
 # ----------------------------------------------------------------------------- avatars64_domain_encoder.onnx
 
-# The recipe of the results table's DEGAN row (trainer/adapters/table_multi.py): one reference encoder
-# over the sketch, ink and painting sets at a quarter of the thesis' rate, where its domains beat the
-# unadapted model on four of the table's five targets (all but the held-out pixel).
-DEGAN_TARGETS = ("sketch", "ink", "painting")
-DEGAN_OPTIONS = {"steps": 300, "lr": 0.00025}
-
-
 def build_domain_encoder(path: Path, work: Optional[Path], data: Optional[Path] = None) -> None:
-    """Train the DEGAN domain encoder of the shipped base model and export it to ONNX (image -> domain)."""
-    from gandapt.trainer.adapters.table import prepare_targets
-    from gandapt.trainer.adapters.table_multi import _degan_data
+    """Train the DEGAN domain encoder of the shipped base model and export it to ONNX (image -> domain).
+
+    The recipe is the results table's DEGAN row (``trainer/adapters/table_multi.py``): one reference
+    encoder over the table's targets at a quarter of the thesis' rate, where its domains beat the unadapted
+    model on four of the table's five targets (all but the held-out pixel).
+    """
+    from gandapt.trainer.adapters.table import TARGETS, prepare_targets
+    from gandapt.trainer.adapters.table_multi import MULTI_ROWS, degan_data
     from gandapt.trainer.degan.export import export_domain_encoder
     from gandapt.trainer.degan.file import load_domain_encoder
     from gandapt.trainer.degan.loop import train_degan
@@ -229,14 +227,15 @@ def build_domain_encoder(path: Path, work: Optional[Path], data: Optional[Path] 
     model = path.parent / BASE_MODEL
     if not model.is_file():
         raise SystemExit(f"{model} is missing; build {BASE_MODEL} first (the encoder makes domains for it)")
-    targets = prepare_targets(_dataset(work, data), work / "table", targets=DEGAN_TARGETS)
+    row = next(r for r in MULTI_ROWS if r.method == "degan")
+    targets = prepare_targets(_dataset(work, data), work / "table", targets=TARGETS)
     out = work / "degan"
     if not (out / "degan.pt").is_file():
-        train_degan(DeganOptions(model=str(model), out=str(out), data=str(_degan_data(work / "table", targets)),
-                                 threads=2, progress=False, **DEGAN_OPTIONS), force=True)
+        train_degan(DeganOptions(model=str(model), out=str(out), data=str(degan_data(work / "table", targets)),
+                                 threads=2, progress=False, **row.options), force=True)
     export_domain_encoder(load_domain_encoder(out / "degan.pt"), path, provenance={
-        "recipe": f"python -m gandapt.samples.build {DOMAIN_ENCODER} --work WORK", "targets": list(DEGAN_TARGETS),
-        **DEGAN_OPTIONS})
+        "recipe": f"python -m gandapt.samples.build {DOMAIN_ENCODER} --work WORK", "targets": list(TARGETS),
+        **row.options})
 
 
 # ----------------------------------------------------------------------------- avatars64_bundle/

@@ -56,7 +56,7 @@ def reference(folder: Path) -> Path:
     return list_images(folder)[0]
 
 
-def _degan_data(work: Path, targets: Dict[str, Path]) -> Path:
+def degan_data(work: Path, targets: Dict[str, Path]) -> Path:
     """DEGAN's training images: per seen target, its images after the reference (made once)."""
     from gandapt.trainer.metrics.evaluate import list_images
 
@@ -88,7 +88,7 @@ def _options(row: MultiRow, model: str, out: Path, work: Path, seen: Dict[str, P
     from gandapt.trainer.degan.options import DeganOptions
 
     refs = {**seen, **unseen} if row.held_out else seen
-    return DeganOptions(data=str(_degan_data(work, seen)), references=tuple(f"{n}={reference(p)}" for n, p in refs.items()),
+    return DeganOptions(data=str(degan_data(work, seen)), references=tuple(f"{n}={reference(p)}" for n, p in refs.items()),
                         **common, **row.options)
 
 
