@@ -125,7 +125,7 @@ def test_blend_interpolates_upsilon_and_recomputes(run):
         domain_from_images(m, torch.zeros(1, 3, 32, 32), "x")
 
 
-def _objective(weights):
+def _objective(weights, identity=None):
     G = gandapt.load(MODEL).G
     layout = G.synthesis.set_domain_stages(("out", "rank1"))
     net = DynaGANHyperNet(2, layout, hidden=8)
@@ -139,7 +139,7 @@ def _objective(weights):
 
     refs = torch.tensor([[1.0, 0, 0, 0, 0, 1], [0, 1.0, 0, 1, 0, 0]])
     augs = refs[:, None].repeat(1, 4, 1) + 0.1
-    return G, DynaGANObjective(net, Emb(), refs, augs, torch.zeros(6), weights)
+    return G, DynaGANObjective(net, Emb(), refs, augs, torch.zeros(6), weights, identity=identity)
 
 
 def test_contrastive_loss_prefers_the_own_reference():
@@ -177,15 +177,43 @@ def test_direction_space_contrast_scores_the_move_not_the_position(targets, tmp_
     assert saved["contrast_space"] == "direction"
 
 
-def test_identity_term_off_by_default_and_fixed_when_on():
+def test_identity_term_off_by_default_and_fixed_when_on(tiny_encoder_files):
+    from gandapt.trainer.losses.identity import EncoderIdentity
+
     G, obj = _objective({"direction": 1.0, "contrast": 1.0})
     ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1)))
     assert "id" not in obj.losses(G, ws, torch.Generator().manual_seed(0))  # as released: no identity gradient
-    G, obj = _objective({"direction": 0.0, "contrast": 0.0, "id": 3.0})
+    with pytest.raises(GandaptError, match="--id-encoder"):
+        _objective({"direction": 1.0, "id": 3.0})  # a weight without an identity network
+    G, obj = _objective({"direction": 0.0, "contrast": 0.0, "id": 3.0}, EncoderIdentity(tiny_encoder_files[0]))
     loss = obj.losses(G, ws, torch.Generator().manual_seed(0))["id"]
+    assert float(loss.detach()) > 0
     loss.backward()
     grads = [p.grad for p in obj.net.parameters() if p.grad is not None]
     assert grads and max(float(g.abs().max()) for g in grads) > 0  # the fixed term reaches the hypernetwork
+    assert all(p.grad is None for p in obj.identity.parameters())  # the identity network stays frozen
+
+
+def test_identity_options_and_run(targets, tmp_path, tiny_encoder_files):
+    """--id-encoder turns the identity term on at the paper's weight 3; without it the weight resolves to 0,
+    an explicit --lambda-id without it and a foreign encoder are refused before the run folder exists."""
+    _, good, foreign = tiny_encoder_files
+    assert MultiDomainTrainOptions(out="x", targets=targets, **FAST).resolved().lambda_id == 0.0
+    assert MultiDomainTrainOptions(out="x", targets=targets, id_encoder=str(good), **FAST).resolved().lambda_id == 3.0
+    with pytest.raises(GandaptError, match="--lambda-id 2.0 needs an identity network"):
+        MultiDomainTrainOptions(out="x", targets=targets, lambda_id=2.0, **FAST)
+    with pytest.raises(GandaptError, match="--id-encoder applies to dynagan"):
+        MultiDomainTrainOptions(out="x", targets=targets, id_encoder=str(good), **{**FAST, "method": "hyperdomainnet"})
+    with pytest.raises(GandaptError, match="inverts into model"):
+        train_multidomain(MultiDomainTrainOptions(out=str(tmp_path / "bad"), targets=targets, id_encoder=str(foreign),
+                                                  **FAST))
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "run"
+    train_multidomain(MultiDomainTrainOptions(out=str(out), targets=targets, id_encoder=str(good), **FAST))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all("id" in row for row in log) and log[-1]["id"] > 0
+    saved = json.loads((out / "training_options.json").read_text())
+    assert saved["lambda_id"] == 3.0 and saved["id_encoder"] == str(good)
 
 
 def test_single_domain_and_nan_stop(targets, tmp_path):

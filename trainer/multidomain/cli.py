@@ -26,9 +26,11 @@ _HELP = {
 
     \b
     One-hot domain codes over the --target folders (at least 2), the contrastive-adaptation loss
-    between them, and exact runtime tensors (r1_out/r1_in/r1_k + out_scale). The identity loss is
-    off by default, as the released code's bug made it (see --lambda-id). Example:
-      gandapt-train dynagan --model model.pt --target data/sketch64 --target data/ink64 --shots 1 --out runs/dyna
+    between them, and exact runtime tensors (r1_out/r1_in/r1_k + out_scale). The identity loss, whose
+    gradient the released code lost, trains when --id-encoder names an identity network (the base
+    model's inversion encoder); without it the term is off, as released. Example:
+      gandapt-train dynagan --model model.pt --target data/sketch64 --target data/ink64 --shots 1 \
+          --id-encoder encoder.pt --out runs/dyna
     """,
 }
 
@@ -67,8 +69,12 @@ def _command(method: str) -> click.Command:
                   help="Fraction of samples conditioned on a random convex mix of the domains.")
     @click.option("--lambda-contrast", type=float, default=d["lambda_contrast"], hidden=method != "dynagan",
                   help="Contrastive-adaptation loss.")
-    @click.option("--lambda-id", type=float, default=d["lambda_id"], hidden=method != "dynagan",
-                  help="Identity loss with its gradient fixed (0: the released code's effective behaviour).")
+    @click.option("--lambda-id", type=float, default=None, hidden=method != "dynagan",
+                  help="Identity loss, its released gradient bug fixed; needs --id-encoder.  [default: "
+                       f"{d['lambda_id']:g} with --id-encoder, else 0 (the released code's effective behaviour)]")
+    @click.option("--id-encoder", type=click.Path(), default=None, hidden=method != "dynagan",
+                  help="Inversion encoder of the base model as the identity loss's network (ArcFace has no "
+                       "weights offline): keeps each sample's content while its style changes.")
     @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, hidden=method != "dynagan",
                   help="Temperature of the contrastive logits.")
     @click.option("--contrast-space", type=click.Choice(CONTRAST_SPACES), default="embedding",

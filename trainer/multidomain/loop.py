@@ -27,6 +27,7 @@ from gandapt.trainer.adapters.loop import checked_encoder, inverted_sources
 from gandapt.trainer.adapters.targets import load_targets
 from gandapt.trainer.gan.grid import save_grid
 from gandapt.trainer.losses.directional import mean_embedding
+from gandapt.trainer.losses.identity import EncoderIdentity
 from gandapt.trainer.multidomain.hypernets import DynaGANHyperNet, HDNMapper
 from gandapt.trainer.multidomain.model import STAGES, hypernet_state
 from gandapt.trainer.multidomain.objectives import DynaGANObjective, HDNObjective, augmented_bank
@@ -74,10 +75,20 @@ def conditionings(options, G, emb, target_sets, device, sample_source: bool = Tr
     return conds, source
 
 
-def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_sets, device, fingerprint: str):
+def identity_network(options: MultiDomainTrainOptions, fingerprint: str, device) -> Optional[EncoderIdentity]:
+    """DynaGAN's identity loss over ``--id-encoder`` (checked to invert into the base model), or None
+    when the run trains without it."""
+    if not (options.id_encoder and options.lambda_id):
+        return None
+    return EncoderIdentity(checked_encoder(options.id_encoder, fingerprint, device).E).to(device)
+
+
+def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_sets, device, fingerprint: str,
+                    identity: Optional[EncoderIdentity] = None):
     """(objective, stored conditionings [K, E], stored source or None).
 
-    ``fingerprint`` (the base model's) checks a DynaGAN ``--encoder`` against the model it inverts into.
+    ``fingerprint`` (the base model's) checks a DynaGAN ``--encoder`` against the model it inverts into;
+    ``identity`` is DynaGAN's identity loss (:func:`identity_network`).
     """
     inverted = options.method == "dynagan" and bool(options.encoder)  # its sources are the references' inversions
     conds, source = conditionings(options, G, emb, target_sets, device, sample_source=not inverted)
@@ -100,7 +111,7 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
                                "towards")
     weights = {"direction": options.lambda_direction, "contrast": options.lambda_contrast, "id": options.lambda_id}
     obj = DynaGANObjective(net, emb, conds, augs, source, weights, options.temperature,
-                           options.contrast_space).to(device)
+                           options.contrast_space, identity).to(device)
     return obj, torch.eye(k), None
 
 
@@ -134,10 +145,12 @@ def train_multidomain(options: MultiDomainTrainOptions, resume: bool = False, fo
     target_sets = load_target_sets(options, G.img_resolution) if options.targets else []
     if options.encoder:  # a missing or foreign encoder fails before the run folder is touched
         checked_encoder(options.encoder, base.fingerprint, device)
+    identity = identity_network(options, base.fingerprint, device)
     prepare_out(out, resume, force, RUN_FILES, CHECKPOINT)
 
     with seeded(options.seed):  # the hypernetwork's initial weights follow --seed
-        objective, conds, source = build_objective(options, G, layout, emb, target_sets, device, base.fingerprint)
+        objective, conds, source = build_objective(options, G, layout, emb, target_sets, device, base.fingerprint,
+                                                   identity)
     betas = (0.0, 0.99) if options.method == "dynagan" else (0.9, 0.999)
     opt = torch.optim.Adam(objective.trainable(), lr=options.lr, betas=betas)
     gen = torch.Generator().manual_seed(options.seed)

@@ -28,10 +28,13 @@ DynaGAN (Kim et al. 2022, arXiv:2211.14554; methods.md §4.2):
                 as a whole, content included. Directions from G(w) drop the shared part.
   * identity    **the released-code bug** (§4.2): ``id_loss(frozen_img, trainable_img)`` detaches
                 the trainable image, so the identity term gives no gradient as released. Decision:
-                the default ``lambda_id = 0`` reproduces the released training dynamics exactly (a
-                term without gradient changes nothing); ``lambda_id > 0`` enables the *fixed*
-                term 1 − cos(E(G_c(w)), sg[E(G(w))]) with gradient through the adapted image. There
-                is no ArcFace offline, so the run's embedder stands in for it.
+                we fix it. With an identity network (``--id-encoder``: the base model's inversion
+                encoder stands in for ArcFace, which has no weights offline; see
+                :mod:`gandapt.trainer.losses.identity`) the term 1 − cos(ID(G_c(w)), sg[ID(G(w))])
+                trains at the paper's weight 3 with gradient through the adapted image. Without one
+                the term is off, which is exactly the released training dynamics (a term without
+                gradient changes nothing). The fixed term is what keeps the domains from collapsing
+                onto their references here (benchmarks/results/adaptation_discussion.md).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gandapt.errors import GandaptError
 from gandapt.trainer.losses.directional import DELTA_EPS, directional_loss, indomain_angle_loss
 from gandapt.trainer.multidomain.hypernets import DynaGANHyperNet, HDNMapper
 
@@ -155,17 +159,22 @@ class DynaGANObjective(nn.Module):
         refs: [K, dim] target embeddings t_c.
         augs: [K, A, dim] augmented target embeddings (negatives for the other domains).
         source: [dim] source embedding, or [K, dim] one per domain (its references' inversions).
-        weights: ``{direction, contrast, id}``.
+        weights: ``{direction, contrast, id}``; ``id`` needs ``identity``.
         temperature: τ of the contrastive logits (DynaGAN: 1.0).
         contrast_space: ``embedding`` (DynaGAN) or ``direction`` (module docstring).
+        identity: the identity loss ``(adapted, base) -> scalar``
+            (:class:`~gandapt.trainer.losses.identity.EncoderIdentity`), or None.
     """
 
     def __init__(self, net: DynaGANHyperNet, embedder: nn.Module, refs: torch.Tensor, augs: torch.Tensor,
                  source: torch.Tensor, weights: Dict[str, float], temperature: float = 1.0,
-                 contrast_space: str = "embedding"):
+                 contrast_space: str = "embedding", identity: Optional[nn.Module] = None):
         super().__init__()
+        if weights.get("id") and identity is None:
+            raise GandaptError("DynaGAN's identity loss needs an identity network: pass --id-encoder FILE (the base "
+                               "model's inversion encoder) or leave --lambda-id at 0")
         self.net, self.embedder, self.weights, self.temperature = net, embedder, dict(weights), float(temperature)
-        self.contrast_space = contrast_space
+        self.contrast_space, self.identity = contrast_space, identity
         self.register_buffer("refs", refs)
         self.register_buffer("augs", augs)
         self.register_buffer("directions", F.normalize(refs - source, dim=-1))           # [K, dim]
@@ -201,11 +210,13 @@ class DynaGANObjective(nn.Module):
         labels = round_robin_labels(k, ws.shape[0], gen).to(ws.device)
         vec = self.net(F.one_hot(labels, k).float())                                      # [B, D]
         with torch.no_grad():
-            e_frozen = self.embedder.encode_image(G.synthesis(ws, noise_mode="const"))
-        e_adapted = self.embedder.encode_image(G.synthesis(ws, domain=vec, noise_mode="const"))
+            frozen = G.synthesis(ws, noise_mode="const")                                 # [B, 3, R, R]
+            e_frozen = self.embedder.encode_image(frozen)
+        adapted = G.synthesis(ws, domain=vec, noise_mode="const")
+        e_adapted = self.embedder.encode_image(adapted)
         out = {"direction": directional_loss(e_adapted, e_frozen, self.directions[labels])}
         if self.weights.get("contrast"):
             out["contrast"] = self.contrastive_loss(e_adapted, labels, e_frozen)
         if self.weights.get("id"):  # the fixed identity term; see the module docstring
-            out["id"] = (1 - F.cosine_similarity(e_adapted, e_frozen.detach(), dim=-1)).mean()
+            out["id"] = self.identity(adapted, frozen)
         return out
