@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import gandapt
+from gandapt.errors import GandaptError
 from gandapt.samples import data_path
 from gandapt.trainer.adapters import table
 from gandapt.trainer.adapters import table_multi as multi
@@ -50,8 +51,42 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     stamp = (tmp_path / "work" / "runs" / "domain-mod-sketch-1shot" / "eval.json").stat().st_mtime_ns
     table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, train=False)
     assert (tmp_path / "work" / "runs" / "domain-mod-sketch-1shot" / "eval.json").stat().st_mtime_ns == stamp
-    # a run that is missing is listed as such, not silently dropped
+    # --only retrains one row (its options changed) and carries every other row over from adaptation.json as it was
     import shutil
+
+    before = json.loads((out / "adaptation.json").read_text())["results"]
+    figure = (out / "adaptation.png").stat().st_mtime_ns
+    shutil.move(tmp_path / "work" / "runs" / "finetune-sketch-1shot", tmp_path / "finetune-away")  # not needed
+    monkeypatch.setattr(table, "ROWS", (table.Row("domain-mod", "domain-mod", {"steps": 3, "batch": 2, "lr": 0.004},
+                                                  shots=(1,)),) + table.ROWS[1:])
+    md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    after = json.loads((out / "adaptation.json").read_text())
+    assert [(r["method"], r["target"]) for r in after["results"]] == [(r["method"], r["target"]) for r in before]
+    assert next(r for r in after["results"] if r["method"] == "domain-mod")["steps"] == 3
+    assert next(r for r in after["results"] if r["method"] == "finetune") == ft
+    assert after["meta"]["updated"] == ["domain-mod"] and after["meta"]["carried"] == ["finetune"]
+    assert "Updated with `--only`: the domain-mod rows" in md.read_text()
+    assert (out / "adaptation.png").stat().st_mtime_ns == figure  # the figure needs every run: left as it was
+    with pytest.raises(GandaptError, match="--only nope: no such row"):
+        table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("nope",))
+    with pytest.raises(GandaptError, match="which does not exist"):
+        table.build_table(MODEL, str(data), str(tmp_path / "work"), str(tmp_path / "empty"), n_fid=4, paired_n=4,
+                          only=("domain-mod",))
+    with pytest.raises(GandaptError, match="cannot stand beside these"):
+        table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=5, paired_n=4, only=("domain-mod",))
+    tampered = {**after, "results": [{**r, "unadapted_l1": r["unadapted_l1"] + 0.01} if r["method"] == "finetune" else r
+                                     for r in after["results"]]}
+    (out / "adaptation.json").write_text(json.dumps(tampered))
+    with pytest.raises(GandaptError, match="the model, transforms or code differ"):
+        table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    assert after["meta"]["unadapted_fid_drift"] == {"sketch": 0.0} and "FID measured now" not in md.read_text()
+    moved = {**after, "results": [{**r, "fid": r["fid"] - 2.0} if r["method"] == "unadapted" else r
+                                  for r in after["results"]]}
+    (out / "adaptation.json").write_text(json.dumps(moved))  # an FID that moved is stated, not hidden
+    md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    assert "FID measured now differs from the carried run's by up to 2.0" in md.read_text()
+    shutil.move(tmp_path / "finetune-away", tmp_path / "work" / "runs" / "finetune-sketch-1shot")
+    # a run that is missing is listed as such, not silently dropped
     shutil.rmtree(tmp_path / "work" / "runs" / "finetune-sketch-1shot")
     md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, train=False)
     assert "Not trained yet (the command above trains them): finetune-sketch-1shot." in md.read_text()
@@ -80,7 +115,7 @@ def _avatars(folder, n=6):
         cv2.imwrite(str(folder / f"{i:08d}.png"), a[:, :, ::-1])
 
 
-def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch):
+def test_table_multi_domain_rows_held_out_domains_and_cost(tiny_encoder_files, tmp_path, monkeypatch):
     """Each multi-domain method trains one model over every target; hyperdomainnet and degan also make
     domains for a held-out target; rows, the cost section and the figure cover them."""
     import cv2
@@ -105,7 +140,8 @@ def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch
         multi.MultiRow("degan", "degan", {"steps": 2, "domains_per_step": 2, "latents_per_domain": 1, "n_source": 2,
                                           "channels": (4, 8, 8, 8), "hidden": 16}, held_out=True)))
     out = tmp_path / "results"
-    md = table.build_table(MODEL, str(tmp_path / "data"), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4)
+    md = table.build_table(MODEL, str(tmp_path / "data"), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4,
+                           id_encoder=str(tiny_encoder_files[1]))
     text = md.read_text()
     results = json.loads((out / "adaptation.json").read_text())["results"]
     got = {(r["method"], r["target"]) for r in results}
@@ -129,7 +165,8 @@ def test_table_multi_domain_rows_held_out_domains_and_cost(tmp_path, monkeypatch
     # a second call finds every run current (tuple options survive the JSON round trip) and retrains nothing
     runs = sorted((tmp_path / "work" / "runs").glob("*-multi-1shot/model.pt"))
     stamps = [f.stat().st_mtime_ns for f in runs]
-    table.build_table(MODEL, str(tmp_path / "data"), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4)
+    table.build_table(MODEL, str(tmp_path / "data"), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4,
+                      id_encoder=str(tiny_encoder_files[1]))
     assert len(runs) == 4 and [f.stat().st_mtime_ns for f in runs] == stamps
 
 
@@ -167,10 +204,22 @@ def test_a_run_saved_before_an_option_existed_is_not_stale(tmp_path):
     assert table._stale(tmp_path, opts)  # unreadable as these options: retrain
 
 
-def test_the_table_encoder_reaches_dynagan_only(tmp_path):
+def test_the_table_encoders_reach_dynagan_only(tmp_path):
     seen = {"sketch": tmp_path / "sketch", "ink": tmp_path / "ink"}
     rows = {r.method: r for r in multi.MULTI_ROWS}
-    dyn = multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None, "enc.pt")
-    hdn = multi._options(rows["hyperdomainnet"], "m.pt", tmp_path / "h", tmp_path, seen, {}, None, "enc.pt")
+    dyn = multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None, "enc.pt", "id.pt")
+    hdn = multi._options(rows["hyperdomainnet"], "m.pt", tmp_path / "h", tmp_path, seen, {}, None, "enc.pt", "id.pt")
     assert dyn.encoder == "enc.pt" and hdn.encoder is None
-    assert multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None).encoder is None
+    assert dyn.id_encoder == "id.pt" and dyn.resolved().lambda_id == 3.0 and hdn.id_encoder is None
+    assert multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None, None, "id.pt").encoder is None
+    with pytest.raises(GandaptError, match="needs an identity network"):  # the row's identity loss needs one
+        multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None)
+
+
+def test_the_dynagan_identity_encoder_defaults_to_the_shipped_one_for_the_shipped_model():
+    from gandapt import samples
+
+    assert multi.identity_encoder(str(samples.base_model()), None) == str(samples.encoder())
+    assert multi.identity_encoder(str(data_path("tiny_g32.pt")), "mine.pt") == "mine.pt"
+    with pytest.raises(GandaptError, match="pass --id-encoder FILE"):
+        multi.identity_encoder(str(data_path("tiny_g32.pt")), None)

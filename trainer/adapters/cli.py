@@ -147,15 +147,21 @@ def eval_domain(as_json: bool, **kwargs) -> None:
 @click.option("--encoder", type=click.Path(), default=None,
               help="Inversion encoder of --model: image directions start from the targets' inversions (MindTheGap; "
                    "the single-domain rows but genda, and dynagan).")
+@click.option("--id-encoder", type=click.Path(), default=None,
+              help="Inversion encoder of --model as dynagan's identity network [default: the shipped encoder, for "
+                   "the shipped base model].")
+@click.option("--only", multiple=True,
+              help="Train and measure only this row (repeatable; e.g. dynagan); every other row is carried over "
+                   "unchanged from the adaptation.json already in --out, and the figure is left as it was.")
 def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: bool, n_fid: int, paired_n: int,
-          threads, encoder) -> None:
+          threads, encoder, id_encoder, only) -> None:
     """Train and evaluate every method on the avatar targets; write the results table.
 
     \b
     Each run has a fixed step budget (finetune/domain-mod/stylespace 150, genda 300; learning rates a
     quarter to a fifth of the CLI defaults, which overshoot at 64 px): 1-shot runs on every target,
     10-shot runs on sketch. Then one model per multi-domain method over all targets (hyperdomainnet/
-    dynagan 300 steps, expansion 200, degan 300 at a quarter of its default lr); hyperdomainnet and
+    dynagan 300 steps with its identity loss, expansion 200, degan 300 at a quarter of its default lr); hyperdomainnet and
     degan also make domains for held-out targets (colorshift, pixel). On 2 CPU cores a run takes
     about 4 minutes with its metrics, the table about 2 hours. Saved runs and metrics are reused (a run whose options
     changed is retrained), so rerunning only renders.
@@ -164,7 +170,8 @@ def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: b
 
     with user_errors():
         path = build_table(model, data, work, out, retrain=retrain, train=not no_train, n_fid=n_fid,
-                           paired_n=paired_n, threads=threads, encoder=encoder)
+                           paired_n=paired_n, threads=threads, encoder=encoder, id_encoder=id_encoder,
+                           only=tuple(only))
     click.echo(f"wrote {path}")
 
 

@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -78,20 +78,22 @@ def run_dir(work: Path, row: Row, target: str, shots: int) -> Path:
     return work / "runs" / f"{row.label}-{target}-{shots}shot"
 
 
-def plan(targets: Dict[str, Path]) -> List[Tuple[Row, str, int]]:
-    """Every (row, target, shots) run, one-shot runs first so a partial table covers every method."""
-    return [(row, target, shots) for n in (1, 10) for row in ROWS for target in targets
-            for shots in row.shots if shots == n and (shots == 1 or target in TEN_SHOT_TARGETS)]
+def plan(targets: Dict[str, Path], only: Optional[Set[str]] = None) -> List[Tuple[Row, str, int]]:
+    """Every (row, target, shots) run, one-shot runs first so a partial table covers every method;
+    ``only`` keeps the rows with those labels."""
+    return [(row, target, shots) for n in (1, 10) for row in ROWS if only is None or row.label in only
+            for target in targets for shots in row.shots if shots == n and (shots == 1 or target in TEN_SHOT_TARGETS)]
 
 
 def train_runs(model: str, work: Path, targets: Dict[str, Path], retrain: bool = False,
                embedder: str = "vgg", threads: Optional[int] = None, n_fid: int = 250,
-               paired_n: int = 128, encoder: Optional[str] = None) -> None:
-    """Train every run the work folder lacks (or all, with ``retrain``), evaluating each right after."""
+               paired_n: int = 128, encoder: Optional[str] = None, only: Optional[Set[str]] = None) -> None:
+    """Train every run the work folder lacks (or all, with ``retrain``), evaluating each right after;
+    ``only``: just the rows with those labels."""
     from gandapt.trainer.adapters.loop import train_adapter
     from gandapt.trainer.adapters.options import AdapterTrainOptions
 
-    runs = plan(targets)
+    runs = plan(targets, only)
     for i, (row, target, shots) in enumerate(runs):
         out = run_dir(work, row, target, shots)
         enc = None if row.method == "genda" else encoder  # genda has no image direction
@@ -141,14 +143,16 @@ def _cached(path: Path, n_fid: int, paired_n: int) -> bool:
     return r.get("n_fake") == n_fid and r.get("paired_n") == paired_n
 
 
-def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, paired_n: int) -> List[dict]:
-    """Metrics of every run (cached in ``eval.json``) plus the unadapted model per target."""
+def evaluate_runs(model: str, work: Path, targets: Dict[str, Path], n_fid: int, paired_n: int,
+                  only: Optional[Set[str]] = None) -> List[dict]:
+    """Metrics of every run (cached in ``eval.json``; ``only``: of the rows with those labels) plus the
+    unadapted model per target."""
     import gandapt
 
     results = []
     for target, folder in targets.items():
         results.append(unadapted_row(model, work, target, folder, n_fid, paired_n))
-        for row in ROWS:
+        for row in (r for r in ROWS if only is None or r.label in only):
             for shots in row.shots:
                 out = run_dir(work, row, target, shots)
                 if not (out / "model.pt").is_file():
@@ -252,9 +256,23 @@ def render_markdown(results: List[dict], meta: Dict[str, Any]) -> str:
             "references); their steps, train s and params are that one model's. \"(held out)\" targets were "
             "never trained on: the hyperdomainnet mapper and the degan encoder made those domains from one "
             "image in one forward pass.\n\n"
-            + head + "\n".join(lines) + "\n" + render_cost(results)
+            + _carried_note(meta) + head + "\n".join(lines) + "\n" + render_cost(results)
             + (f"\nNot trained yet (the command above trains them): {', '.join(meta['missing'])}.\n"
                if meta.get("missing") else ""))
+
+
+def _carried_note(meta: Dict[str, Any]) -> str:
+    """What a ``--only`` update changed and what it carried over, so no reader takes the rows as one run."""
+    if not meta.get("updated"):
+        return ""
+    drift = meta.get("unadapted_fid_drift") or {}
+    fid = (f" The unadapted model's FID measured now differs from the carried run's by up to "
+           f"{max(abs(v) for v in drift.values()):.1f} (FID depends on the rendered target images and library versions, the paired error does not), so FIDs of "
+           "updated and carried rows compare only to that precision." if drift and any(drift.values()) else "")
+    return (f"Updated with `--only`: the {', '.join(meta['updated'])} rows were trained and measured again; the "
+            f"{', '.join(meta['carried'])} rows are carried over unchanged from the previous run of this table (same "
+            f"model and sample counts; the unadapted paired errors, checked, are identical).{fid} `adaptation.png` "
+            f"was not redrawn and still shows the earlier {', '.join(meta['updated'])} domains.\n\n")
 
 
 def render_cost(results: List[dict]) -> str:
@@ -329,8 +347,12 @@ def _uint8(x) -> np.ndarray:
 
 def build_table(model: str, data: str, work: str, out: str = "benchmarks/results", retrain: bool = False,
                 train: bool = True, n_fid: int = 250, paired_n: int = 128, threads: Optional[int] = None,
-                encoder: Optional[str] = None) -> Path:
+                encoder: Optional[str] = None, id_encoder: Optional[str] = None, only: Tuple[str, ...] = ()) -> Path:
     """Train what is missing (unless ``train`` is False), evaluate, and write the table files.
+
+    ``id_encoder`` is dynagan's identity network (default: the shipped encoder for the shipped base model).
+    ``only`` (row labels) trains and measures just those rows and carries every other row over unchanged
+    from the ``adaptation.json`` already in ``out`` (:func:`carried_rows`); the figure is then left as it was.
 
     Returns:
         Path of ``adaptation.md``.
@@ -345,33 +367,106 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
         raise GandaptError(f"--data {data} is not a folder; give the avatar set the base model was trained on")
     from gandapt.trainer.adapters import table_multi as multi
 
+    keep = set(only) if only else None
+    previous = carried_rows(out_p / "adaptation.json", model, n_fid, paired_n, keep) if keep else []
+    drift = {}
+    if train and any(row.method == "dynagan" and (keep is None or row.label in keep) for row in multi.MULTI_ROWS):
+        id_encoder = multi.identity_encoder(model, id_encoder)  # a missing one fails before any run
     targets = prepare_targets(Path(data), work_p)
     unseen = multi.held_out_targets(Path(data), work_p)
     t0 = time.perf_counter()
     if train:
         train_runs(model, work_p, targets, retrain=retrain, threads=threads, n_fid=n_fid, paired_n=paired_n,
-                   encoder=encoder)
-        multi.train_multi_runs(model, work_p, targets, unseen, retrain=retrain, threads=threads, encoder=encoder)
-    results = evaluate_runs(model, work_p, targets, n_fid, paired_n)
+                   encoder=encoder, only=keep)
+        multi.train_multi_runs(model, work_p, targets, unseen, retrain=retrain, threads=threads, encoder=encoder,
+                               id_encoder=id_encoder, only=keep)
+    results = evaluate_runs(model, work_p, targets, n_fid, paired_n, keep)
     results += multi.unadapted_rows(model, work_p, unseen, n_fid, paired_n)
-    results += multi.evaluate_multi_runs(model, work_p, targets, unseen, n_fid, paired_n)
+    results += multi.evaluate_multi_runs(model, work_p, targets, unseen, n_fid, paired_n, keep)
+    if keep:
+        drift = check_same_baseline(previous, results)
+        results += [r for r in previous if r["method"] != "unadapted"]
     order = list(targets) + list(unseen)
-    results.sort(key=lambda r: order.index(r["target"]))  # stable: per target, unadapted → single → multi
+    methods = ["unadapted"] + [r.label for r in ROWS] + [r.label for r in multi.MULTI_ROWS]
+    results.sort(key=lambda r: (order.index(r["target"]), methods.index(r["method"]), r["shots"]))
     meta = {"model": str(model), "data": str(data), "n_fid": n_fid, "paired_n": paired_n,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
             "encoder": encoder,
             "command": f"gandapt-train table --model {model} --data {data} --work {work}"
                        + (f" --encoder {encoder}" if encoder else ""),
             "seconds": round(time.perf_counter() - t0, 1),
-            "missing": [run_dir(work_p, row, target, shots).name for row, target, shots in plan(targets)
+            "missing": [run_dir(work_p, row, target, shots).name for row, target, shots in plan(targets, keep)
                         if not (run_dir(work_p, row, target, shots) / "model.pt").is_file()]
                        + [multi.multi_run_dir(work_p, row).name for row in multi.MULTI_ROWS
-                          if not (multi.multi_run_dir(work_p, row) / "model.pt").is_file()]}
+                          if (keep is None or row.label in keep)
+                          and not (multi.multi_run_dir(work_p, row) / "model.pt").is_file()]}
+    if keep:
+        meta["updated"] = sorted(keep)
+        meta["carried"] = sorted({r["method"] for r in previous if r["method"] != "unadapted"})
+        meta["unadapted_fid_drift"] = drift
     out_p.mkdir(parents=True, exist_ok=True)
     _write_json(out_p / "adaptation.json", {"meta": meta, "results": results})
     atomic_write_bytes(out_p / "adaptation.md", render_markdown(results, meta).encode(), force=True)
-    render_figure(model, work_p, {**targets, **unseen}, out_p / "adaptation.png")
+    if not keep:  # the figure needs every run in the work folder
+        render_figure(model, work_p, {**targets, **unseen}, out_p / "adaptation.png")
     return out_p / "adaptation.md"
+
+
+def carried_rows(path: Path, model: str, n_fid: int, paired_n: int, keep: Set[str]) -> List[dict]:
+    """The rows of an earlier ``adaptation.json`` that ``--only`` leaves as they are (every method not in
+    ``keep``), with its unadapted rows, the bar they were measured against (the table shows the unadapted
+    model measured again).
+
+    Raises:
+        GandaptError: a label in ``keep`` that is no row of the table, no such file, or one measured on
+            another model or with other sample counts.
+    """
+    from gandapt.trainer.adapters import table_multi as multi
+
+    labels = {r.label for r in ROWS} | {r.label for r in multi.MULTI_ROWS}
+    unknown = sorted(keep - labels)
+    if unknown:
+        raise GandaptError(f"--only {', '.join(unknown)}: no such row; the table's rows are {', '.join(sorted(labels))}")
+    if not path.is_file():
+        raise GandaptError(f"--only keeps the other rows of {path}, which does not exist; build the whole table "
+                           "once without --only")
+    try:
+        old = json.loads(path.read_text())
+        meta, rows = old["meta"], old["results"]
+        same = (Path(meta["model"]).resolve() == Path(model).resolve()
+                and (meta["n_fid"], meta["paired_n"]) == (n_fid, paired_n))
+    except (ValueError, KeyError, TypeError):
+        raise GandaptError(f"{path} is no results table of gandapt-train table; build the whole table without "
+                           "--only") from None
+    if not same:
+        raise GandaptError(f"{path} was measured on {meta['model']} with --n {meta['n_fid']} --paired-n "
+                           f"{meta['paired_n']}, this run is on {model} with --n {n_fid} --paired-n {paired_n}: "
+                           "its rows cannot stand beside these; build the whole table without --only")
+    return [r for r in rows if r["method"] not in keep]
+
+
+def check_same_baseline(previous: List[dict], results: List[dict]) -> Dict[str, float]:
+    """Refuse to carry rows over when the unadapted model now has another paired error on a target they
+    have (other model, transforms or code): their "vs unadapted" would compare against another bar.
+
+    Returns:
+        Per target, the unadapted FID now minus in the carried table. FID also depends on the rendered
+        target images and the library versions, so a re-rendered avatar set can move it a little while
+        every paired error stays exact; the table states the drift instead of hiding it.
+
+    Raises:
+        GandaptError: an unadapted paired error differs.
+    """
+    base = {r["target"]: r for r in results if r["method"] == "unadapted"}
+    for r in previous:
+        bar = r["paired_l1"] if r["method"] == "unadapted" else r.get("unadapted_l1")
+        now = base.get(r["target"])
+        if now is not None and bar is not None and abs(bar - now["paired_l1"]) > 1e-9:
+            raise GandaptError(f"the unadapted model's paired error on {r['target']} is {now['paired_l1']:.6f} now, "
+                               f"{bar:.6f} where the carried {r['method']} row was measured: the model, transforms "
+                               "or code differ; build the whole table without --only")
+    return {r["target"]: round(base[r["target"]]["fid"] - r["fid"], 2) for r in previous
+            if r["method"] == "unadapted" and r["target"] in base and r.get("fid") is not None}
 
 
 def _write_json(path: Path, obj) -> None:

@@ -15,8 +15,9 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
+from gandapt.errors import GandaptError
 from gandapt.trainer.adapters import table as single
 
 HELD_OUT_TARGETS = ("colorshift", "pixel")  # never trained on: domains made by the mapper / the encoder
@@ -37,7 +38,9 @@ class MultiRow:
 # step costs ~1-2 s (HDN/DynaGAN/expansion: 4 latents; DEGAN: 4 references × 2 latents).
 MULTI_ROWS = (
     MultiRow("hyperdomainnet", "hyperdomainnet", {"steps": 300}, held_out=True),
-    MultiRow("dynagan", "dynagan", {"steps": 300}),
+    # DynaGAN with its identity loss fixed (the released code's has no gradient), the inversion encoder standing
+    # in for ArcFace: without it the three domains collapse onto one look (ink +98%, painting +131%).
+    MultiRow("dynagan", "dynagan", {"steps": 300, "lambda_id": 3.0}),
     MultiRow("expansion", "expansion", {"steps": 200}),
     # DEGAN at a quarter of the thesis' lr 1e-3: at 1e-3 it overshot ink/painting (+7.5%/+5.1% paired L1);
     # at 2.5e-4 only the held-out pixel stays above the unadapted model (adaptation_discussion.md).
@@ -73,12 +76,12 @@ def degan_data(work: Path, targets: Dict[str, Path]) -> Path:
 
 
 def _options(row: MultiRow, model: str, out: Path, work: Path, seen: Dict[str, Path], unseen: Dict[str, Path],
-             threads: Optional[int], encoder: Optional[str] = None):
+             threads: Optional[int], encoder: Optional[str] = None, id_encoder: Optional[str] = None):
     common = {"model": model, "out": str(out), "threads": threads, "progress": False}
     if row.method in ("hyperdomainnet", "dynagan"):
         from gandapt.trainer.multidomain.options import MultiDomainTrainOptions
 
-        enc = {"encoder": encoder} if row.method == "dynagan" else {}
+        enc = {"encoder": encoder, "id_encoder": id_encoder} if row.method == "dynagan" else {}
         return MultiDomainTrainOptions(method=row.method, targets=tuple(str(p) for p in seen.values()),
                                        names=tuple(seen), shots=1, **common, **enc, **row.options)
     if row.method == "expansion":
@@ -128,12 +131,16 @@ def _held_out_pack(row: MultiRow, out: Path, unseen: Dict[str, Path]) -> Optiona
 
 
 def train_multi_runs(model: str, work: Path, seen: Dict[str, Path], unseen: Dict[str, Path], retrain: bool = False,
-                     threads: Optional[int] = None, encoder: Optional[str] = None) -> None:
+                     threads: Optional[int] = None, encoder: Optional[str] = None,
+                     id_encoder: Optional[str] = None, only: Optional[Set[str]] = None) -> None:
     """Train every multi-domain run the work folder lacks (or all, with ``retrain``); ``encoder`` gives
-    dynagan the references' inversions as its directions' sources, as it does the single-domain rows."""
+    dynagan the references' inversions as its directions' sources, as it does the single-domain rows;
+    ``id_encoder`` (:func:`identity_encoder`) is dynagan's identity network; ``only``: just those row labels."""
     for i, row in enumerate(MULTI_ROWS):
+        if only is not None and row.label not in only:
+            continue
         out = multi_run_dir(work, row)
-        opts = _options(row, model, out, work, seen, unseen, threads, encoder)
+        opts = _options(row, model, out, work, seen, unseen, threads, encoder, id_encoder)
         if not (out / "model.pt").is_file() or retrain or single._stale(out, opts):
             print(f"[multi {i + 1}/{len(MULTI_ROWS)}] training {out.name}", flush=True)
             _train(row, opts)
@@ -181,14 +188,15 @@ def _cost(row: MultiRow, out: Path) -> Tuple[int, int, float, Any]:
 
 
 def evaluate_multi_runs(model: str, work: Path, seen: Dict[str, Path], unseen: Dict[str, Path], n_fid: int,
-                        paired_n: int) -> List[dict]:
-    """Rows for every trained multi-domain run: one per (method, domain), held-out domains flagged."""
+                        paired_n: int, only: Optional[Set[str]] = None) -> List[dict]:
+    """Rows for every trained multi-domain run (``only``: of those row labels): one per (method, domain),
+    held-out domains flagged."""
     from gandapt.pack import load_pack
 
     results = []
     for row in MULTI_ROWS:
         out = multi_run_dir(work, row)
-        if not (out / "model.pt").is_file():
+        if not (out / "model.pt").is_file() or (only is not None and row.label not in only):
             continue
         steps, params, seconds, pack = _cost(row, out)
         domains = {**seen, **(unseen if row.held_out else {})}
@@ -202,6 +210,26 @@ def evaluate_multi_runs(model: str, work: Path, seen: Dict[str, Path], unseen: D
                             "held_out": name in unseen, "domains_in_model": len(seen),
                             **_evaluate(model, out, row, name, folder, n_fid, paired_n, extra_pack)})
     return results
+
+
+def identity_encoder(model: str, id_encoder: Optional[str]) -> str:
+    """The inversion encoder the dynagan row's identity loss uses: ``id_encoder``, or the shipped encoder when
+    ``model`` is the shipped base model.
+
+    Raises:
+        GandaptError: another model and no ``id_encoder``.
+    """
+    if id_encoder is not None:
+        return id_encoder
+    import gandapt
+    from gandapt import samples
+    from gandapt.checkpoint import load_encoder
+
+    shipped = samples.encoder()
+    if gandapt.load(model, with_d=False).fingerprint == load_encoder(str(shipped)).base_fingerprint:
+        return str(shipped)
+    raise GandaptError(f"the dynagan row's identity loss needs the inversion encoder of --model {model}: pass "
+                       "--id-encoder FILE (gandapt-train encoder trains one)")
 
 
 def held_out_targets(data: Path, work: Path) -> Dict[str, Path]:
