@@ -217,3 +217,20 @@ def test_the_seed_fixes_the_trained_hypernetwork(method, targets, tmp_path):
     a, b, c = trained("a", 0, 1), trained("b", 0, 7), trained("c", 1, 1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_identity_loss_is_an_option_for_the_mapper_too(targets, tmp_path, tiny_encoder_files):
+    """--id-encoder adds DynaGAN's identity term to HyperDomainNet (not the paper's; off without it), and the
+    term's gradient reaches the mapper: two runs that differ only in it train different mappers."""
+    folders = (str(targets["sketch"]), str(targets["ink"]))
+    out = tmp_path / "id"
+    train_multidomain(MultiDomainTrainOptions(out=str(out), targets=folders, id_encoder=str(tiny_encoder_files[1]),
+                                              **{**FAST, "lr": 0.01}))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(row["id"] >= 0 for row in log) and log[-1]["id"] > 0
+    plain = tmp_path / "plain"
+    train_multidomain(MultiDomainTrainOptions(out=str(plain), targets=folders, **{**FAST, "lr": 0.01}))
+    assert "id" not in json.loads((plain / "log.jsonl").read_text().splitlines()[0])
+    with_id = torch.load(out / "checkpoint.pt", weights_only=True)["net"]
+    without = torch.load(plain / "checkpoint.pt", weights_only=True)["net"]
+    assert any(not torch.equal(with_id[k], without[k]) for k in with_id)

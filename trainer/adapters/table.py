@@ -276,7 +276,8 @@ def _carried_note(meta: Dict[str, Any]) -> str:
     return (f"Updated with `--only`: the {', '.join(meta['updated'])} rows were trained and measured again; the "
             f"{', '.join(meta['carried'])} rows are carried over unchanged from the previous run of this table (same "
             f"model and sample counts; the unadapted paired errors, checked, are identical).{unchecked}{fid}"
-            + (" `adaptation.png` was redrawn from every run in the work folder." if meta.get("figure_redrawn") else
+            + (" `adaptation.png` was redrawn from the runs in the work folder; for the carried rows those are runs "
+               "with the same options, not necessarily the runs these rows measured." if meta.get("figure_redrawn") else
                f" `adaptation.png` was not redrawn (it needs every run in the work folder) and still shows the "
                f"earlier {', '.join(meta['updated'])} domains.") + "\n\n")
 

@@ -18,7 +18,8 @@ _HELP = {
     a local CLIP checkpoint the embedding of a --text prompt); afterwards a new image set or prompt
     gives a domain with no training (gandapt.trainer.multidomain.model.domain_from_images). Needs
     at least 2 domains. Writes model.pt (base G + D, the hypernetwork, the trained domains' pack)
-    and domains.safetensors. Example:
+    and domains.safetensors. --id-encoder (the base model's inversion encoder) adds DynaGAN's
+    identity loss, which the paper lacks: the domains then keep each sample's content. Example:
       gandapt-train hyperdomainnet --model model.pt --target data/sketch64 --target data/ink64 \\
           --target data/painting64 --shots 10 --out runs/hdn
     """,
@@ -69,10 +70,11 @@ def _command(method: str) -> click.Command:
                   help="Fraction of samples conditioned on a random convex mix of the domains.")
     @click.option("--lambda-contrast", type=float, default=d["lambda_contrast"], hidden=method != "dynagan",
                   help="Contrastive-adaptation loss.")
-    @click.option("--lambda-id", type=float, default=None, hidden=method != "dynagan",
-                  help="Identity loss, its released gradient bug fixed; needs --id-encoder.  [default: "
-                       f"{d['lambda_id']:g} with --id-encoder, else 0 (the released code's effective behaviour)]")
-    @click.option("--id-encoder", type=click.Path(), default=None, hidden=method != "dynagan",
+    @click.option("--lambda-id", type=float, default=None,
+                  help=("Identity loss, its released gradient bug fixed" if method == "dynagan" else
+                        "Identity loss (DynaGAN's; not in HyperDomainNet)") + "; needs --id-encoder.  [default: "
+                       f"{d['lambda_id']:g} with --id-encoder, else 0]")
+    @click.option("--id-encoder", type=click.Path(), default=None,
                   help="Inversion encoder of the base model as the identity loss's network (ArcFace has no "
                        "weights offline): keeps each sample's content while its style changes.")
     @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, hidden=method != "dynagan",

@@ -76,8 +76,8 @@ def conditionings(options, G, emb, target_sets, device, sample_source: bool = Tr
 
 
 def identity_network(options: MultiDomainTrainOptions, fingerprint: str, device) -> Optional[EncoderIdentity]:
-    """DynaGAN's identity loss over ``--id-encoder`` (checked to invert into the base model), or None
-    when the run trains without it."""
+    """The identity loss over ``--id-encoder`` (checked to invert into the base model), or None when the run
+    trains without it."""
     if not (options.id_encoder and options.lambda_id):
         return None
     return EncoderIdentity(checked_encoder(options.id_encoder, fingerprint, device).E).to(device)
@@ -88,15 +88,16 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
     """(objective, stored conditionings [K, E], stored source or None).
 
     ``fingerprint`` (the base model's) checks a DynaGAN ``--encoder`` against the model it inverts into;
-    ``identity`` is DynaGAN's identity loss (:func:`identity_network`).
+    ``identity`` is the identity loss (:func:`identity_network`).
     """
     inverted = options.method == "dynagan" and bool(options.encoder)  # its sources are the references' inversions
     conds, source = conditionings(options, G, emb, target_sets, device, sample_source=not inverted)
     if options.method == "hyperdomainnet":
         net = HDNMapper(conds.shape[1], layout, hidden=options.hidden, depth=options.depth)
         weights = {"direction": options.lambda_direction, "indomain": options.lambda_indomain,
-                   "tt": options.lambda_tt, "norm": options.lambda_norm}
-        return HDNObjective(net, emb, conds, source, weights, options.mixing).to(device), conds, source
+                   "tt": options.lambda_tt, "norm": options.lambda_norm, "id": options.lambda_id}
+        return (HDNObjective(net, emb, conds, source, weights, options.mixing, identity).to(device), conds,
+                source)
     k = len(target_sets)
     net = DynaGANHyperNet(k, layout, hidden=options.hidden)
     augs = augmented_bank(emb, [t.to(device) for t in target_sets], AUG_COPIES,

@@ -12,6 +12,9 @@ HyperDomainNet (Alanov et al. 2022, arXiv:2210.08884; methods.md §2.2–2.3):
   * norm        domain-norm: mean over convs of ‖δ_l‖² / numel(δ_l)   (``offsets_l2``)
   and the ``td_multiple`` generalisation trick: a fraction ``mixing`` of the samples is conditioned
   on a random convex mix Σ λ_k t_k (λ uniform on the simplex) with the matching direction.
+  * identity    (ours, not the paper's; off unless ``--id-encoder``) DynaGAN's fixed identity term below.
+                Without it the mapper's domains collapse onto one look here (ink +51%); with it the
+                seen domains keep their content (adaptation_discussion.md).
 
 DynaGAN (Kim et al. 2022, arXiv:2211.14554; methods.md §4.2):
   * direction   as above with the image direction of domain c (MindTheGap's ``clip_across``). Its source
@@ -86,14 +89,17 @@ class HDNObjective(nn.Module):
         embedder: the frozen tower the losses use.
         conds: [K, dim] target embeddings t_k (also the mapper's conditioning).
         source: [dim] source embedding s.
-        weights: ``{direction, indomain, tt, norm}``.
+        weights: ``{direction, indomain, tt, norm, id}``; ``id`` needs ``identity``.
         mixing: fraction of samples on a random convex mix of the domains.
+        identity: the identity loss ``(adapted, base) -> scalar``, or None.
     """
 
     def __init__(self, mapper: HDNMapper, embedder: nn.Module, conds: torch.Tensor, source: torch.Tensor,
-                 weights: Dict[str, float], mixing: float = 0.5):
+                 weights: Dict[str, float], mixing: float = 0.5, identity: Optional[nn.Module] = None):
         super().__init__()
+        _check_identity(weights, identity)
         self.net, self.embedder, self.weights, self.mixing = mapper, embedder, dict(weights), float(mixing)
+        self.identity = identity
         self.register_buffer("conds", conds)
         self.register_buffer("source", source)
 
@@ -114,11 +120,15 @@ class HDNObjective(nn.Module):
         cond = self.sample_conditions(ws.shape[0], gen)                                  # [B, dim]
         direction = F.normalize(cond - self.source, dim=-1)
         with torch.no_grad():
-            e_frozen = self.embedder.encode_image(G.synthesis(ws, noise_mode="const"))
+            frozen = G.synthesis(ws, noise_mode="const")                                 # [B, 3, R, R]
+            e_frozen = self.embedder.encode_image(frozen)
         delta = self.net.offsets(cond)
         vec = torch.cat([1 + delta[e.name] for e in self.net.layout.entries], dim=1)     # [B, D]
-        e_adapted = self.embedder.encode_image(G.synthesis(ws, domain=vec, noise_mode="const"))
+        adapted = G.synthesis(ws, domain=vec, noise_mode="const")
+        e_adapted = self.embedder.encode_image(adapted)
         out = {"direction": directional_loss(e_adapted, e_frozen, direction)}
+        if self.weights.get("id"):
+            out["id"] = self.identity(adapted, frozen)
         if self.weights.get("indomain"):
             out["indomain"] = indomain_angle_loss(e_adapted, e_frozen)
         if self.weights.get("tt"):
@@ -126,6 +136,12 @@ class HDNObjective(nn.Module):
         if self.weights.get("norm"):
             out["norm"] = torch.stack([d.pow(2).mean() for d in delta.values()]).mean()
         return out
+
+
+def _check_identity(weights: Dict[str, float], identity: Optional[nn.Module]) -> None:
+    if weights.get("id") and identity is None:
+        raise GandaptError("the identity loss needs an identity network: pass --id-encoder FILE (the base model's "
+                           "inversion encoder) or leave --lambda-id at 0")
 
 
 def _xflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -170,9 +186,7 @@ class DynaGANObjective(nn.Module):
                  source: torch.Tensor, weights: Dict[str, float], temperature: float = 1.0,
                  contrast_space: str = "embedding", identity: Optional[nn.Module] = None):
         super().__init__()
-        if weights.get("id") and identity is None:
-            raise GandaptError("DynaGAN's identity loss needs an identity network: pass --id-encoder FILE (the base "
-                               "model's inversion encoder) or leave --lambda-id at 0")
+        _check_identity(weights, identity)
         self.net, self.embedder, self.weights, self.temperature = net, embedder, dict(weights), float(temperature)
         self.contrast_space, self.identity = contrast_space, identity
         self.register_buffer("refs", refs)

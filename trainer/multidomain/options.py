@@ -18,13 +18,13 @@ RESUMABLE_CHANGES = frozenset({"out", "steps", "checkpoint_minutes", "threads", 
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     "hyperdomainnet": {"steps": 400, "batch": 4, "lr": 2e-4, "hidden": 256, "depth": 2,
                        "lambda_direction": 1.0, "lambda_indomain": 0.0, "lambda_tt": 0.4, "lambda_norm": 0.5,
-                       "lambda_contrast": 0.0, "lambda_id": 0.0, "mixing": 0.5},
+                       "lambda_contrast": 0.0, "lambda_id": 3.0, "mixing": 0.5},
     "dynagan": {"steps": 400, "batch": 4, "lr": 2e-3, "hidden": 128, "depth": 2,
                 "lambda_direction": 1.0, "lambda_indomain": 0.0, "lambda_tt": 0.0, "lambda_norm": 0.0,
                 "lambda_contrast": 1.0, "lambda_id": 3.0, "mixing": 0.0},
 }
-# DynaGAN's identity weight applies only with an identity network (--id-encoder); without one the term
-# is off, as the released code's bug makes it (objectives.py).
+# The identity weight applies only with an identity network (--id-encoder); without one the term is off,
+# as DynaGAN's released code leaves it and as HyperDomainNet has none (objectives.py).
 METHODS = tuple(DEFAULTS)
 CONTRAST_SPACES = ("embedding", "direction")
 
@@ -60,12 +60,12 @@ class MultiDomainTrainOptions(RunOptions):
     lambda_tt: Optional[float] = None            # HDN target-target direction
     lambda_norm: Optional[float] = None          # HDN domain-norm (offsets_l2)
     lambda_contrast: Optional[float] = None      # DynaGAN contrastive adaptation
-    lambda_id: Optional[float] = None            # DynaGAN identity (default 3 with id_encoder, else 0: as released)
+    lambda_id: Optional[float] = None            # identity loss (default 3 with id_encoder, else 0: as released)
     mixing: Optional[float] = None               # HDN: fraction of samples on a random convex mix of domains
     temperature: float = 1.0                     # DynaGAN contrastive temperature
     contrast_space: str = "embedding"            # DynaGAN: contrast embeddings (paper) or directions from G(w)
     encoder: Optional[str] = None                # DynaGAN: directions start at the references' inversions G(E(x))
-    id_encoder: Optional[str] = None             # DynaGAN: inversion encoder as the identity loss's network
+    id_encoder: Optional[str] = None             # inversion encoder as the identity loss's network
     truncation: float = 0.7
     n_source: int = 64                           # G samples whose mean embedding is the source
     seed: int = 0
@@ -108,8 +108,6 @@ class MultiDomainTrainOptions(RunOptions):
         if self.encoder is not None and self.method != "dynagan":
             raise GandaptError("--encoder applies to dynagan (its directions start at each reference's inversion); "
                                "hyperdomainnet conditions on embeddings and has one source for every domain")
-        if self.id_encoder is not None and self.method != "dynagan":
-            raise GandaptError("--id-encoder applies to dynagan's identity loss; hyperdomainnet has none")
         if self.lambda_id and self.id_encoder is None:
             raise GandaptError(f"--lambda-id {self.lambda_id} needs an identity network: pass --id-encoder FILE (the "
                                "base model's inversion encoder; gandapt.samples.encoder() for the embedded model), or "
