@@ -75,6 +75,17 @@ def test_table_trains_evaluates_and_renders(tmp_path, monkeypatch):
                           only=("domain-mod",))
     with pytest.raises(GandaptError, match="cannot stand beside these"):
         table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=5, paired_n=4, only=("domain-mod",))
+    for broken in ({**after, "results": {"a": 1}}, {**after, "results": [{"target": "sketch"}]},
+                   {**after, "results": [{**after["results"][0], "method": "gone"}]}):
+        (out / "adaptation.json").write_text(json.dumps(broken))
+        with pytest.raises(GandaptError, match="is no results table of gandapt-train table"):
+            table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4,
+                              only=("domain-mod",))
+    stray = {**after, "results": after["results"] + [{**ft, "target": "neon"}]}
+    (out / "adaptation.json").write_text(json.dumps(stray))
+    with pytest.raises(GandaptError, match="targets this table no longer has"):
+        table.build_table(MODEL, str(data), str(tmp_path / "work"), str(out), n_fid=4, paired_n=4, only=("domain-mod",))
+    (out / "adaptation.json").write_text(json.dumps(after))
     tampered = {**after, "results": [{**r, "unadapted_l1": r["unadapted_l1"] + 0.01} if r["method"] == "finetune" else r
                                      for r in after["results"]]}
     (out / "adaptation.json").write_text(json.dumps(tampered))
@@ -234,10 +245,17 @@ def test_the_table_encoders_reach_dynagan_only(tmp_path):
         multi._options(rows["dynagan"], "m.pt", tmp_path / "d", tmp_path, seen, {}, None)
 
 
-def test_the_dynagan_identity_encoder_defaults_to_the_shipped_one_for_the_shipped_model():
+def test_the_dynagan_identity_encoder_defaults_to_the_shipped_one_for_the_shipped_model(tiny_encoder_files):
+    from pathlib import Path
+
     from gandapt import samples
 
     assert multi.identity_encoder(str(samples.base_model()), None) == str(samples.encoder())
-    assert multi.identity_encoder(str(data_path("tiny_g32.pt")), "mine.pt") == "mine.pt"
+    _, good, foreign = tiny_encoder_files
+    assert multi.identity_encoder(MODEL, str(good)) == str(Path(good).resolve())
+    with pytest.raises(GandaptError, match="--id-encoder .* inverts into model"):  # checked before any run
+        multi.identity_encoder(MODEL, str(foreign))
+    with pytest.raises(GandaptError, match="--id-encoder nope.pt does not exist"):
+        multi.identity_encoder(MODEL, "nope.pt")
     with pytest.raises(GandaptError, match="pass --id-encoder FILE"):
-        multi.identity_encoder(str(data_path("tiny_g32.pt")), None)
+        multi.identity_encoder(MODEL, None)

@@ -197,8 +197,9 @@ def invert(encoder: str, fingerprint: str, targets: torch.Tensor, device) -> tor
     return torch.cat([enc.E(targets[i:i + 16]) for i in range(0, len(targets), 16)])
 
 
-def checked_encoder(encoder: str, fingerprint: str, device="cpu"):
-    """The inversion encoder file ``encoder``, loaded and checked to invert into the model ``fingerprint``.
+def checked_encoder(encoder: str, fingerprint: str, device="cpu", flag: str = "--encoder"):
+    """The inversion encoder file ``encoder``, loaded and checked to invert into the model ``fingerprint``;
+    errors name the option ``flag`` it came from.
 
     Raises:
         GandaptError: the file is missing, unreadable, or made for another base model.
@@ -208,11 +209,11 @@ def checked_encoder(encoder: str, fingerprint: str, device="cpu"):
     from gandapt.checkpoint import load_encoder
 
     if not Path(encoder).is_file():
-        raise GandaptError(f"--encoder {encoder} does not exist; train one with gandapt-train encoder, or use "
+        raise GandaptError(f"{flag} {encoder} does not exist; train one with gandapt-train encoder, or use "
                            "gandapt.samples.encoder() for the embedded model")
     enc = load_encoder(encoder, device=str(device))
     if enc.base_fingerprint != fingerprint:
-        raise GandaptError(f"--encoder {encoder} inverts into model {enc.base_fingerprint}, not this base model "
+        raise GandaptError(f"{flag} {encoder} inverts into model {enc.base_fingerprint}, not this base model "
                            f"({fingerprint}); pass the encoder trained for --model")
     return enc
 

@@ -273,11 +273,16 @@ def _carried_note(meta: Dict[str, Any]) -> str:
            f"{max(abs(v) for v in drift.values()):.1f} (FID depends on the rendered target images and library "
            "versions, the paired error does not), so FIDs of updated and carried rows compare only to that "
            "precision." if any(drift.values()) else "")
-    return (f"Updated with `--only`: the {', '.join(meta['updated'])} rows were trained and measured again; the "
+    old = meta.get("carried_versions") or {}
+    moved = [f"{k} {old[k]} → {v}" for k, v in (meta.get("versions") or {}).items() if k in old and old[k] != v]
+    versions = (f" Library versions differ from the carried run's: {', '.join(moved)}." if moved else
+                "" if old else " The carried table records no library versions.")
+    return (f"Updated with `--only`: the {', '.join(meta['updated'])} rows come from the runs in the work folder "
+            "(trained where missing or stale) and were measured again; the "
             f"{', '.join(meta['carried'])} rows are carried over unchanged from the previous run of this table (same "
-            f"model and sample counts; the unadapted paired errors, checked, are identical).{unchecked}{fid}"
-            + (" `adaptation.png` was redrawn from the runs in the work folder; for the carried rows those are runs "
-               "with the same options, not necessarily the runs these rows measured." if meta.get("figure_redrawn") else
+            f"model and sample counts; the unadapted paired errors, checked, are identical).{unchecked}{versions}{fid}"
+            + (" `adaptation.png` was redrawn from the runs in the work folder; for the carried rows those need not be "
+               "the runs these rows measured." if meta.get("figure_redrawn") else
                f" `adaptation.png` was not redrawn (it needs every run in the work folder) and still shows the "
                f"earlier {', '.join(meta['updated'])} domains.") + "\n\n")
 
@@ -377,13 +382,20 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
 
     keep = set(only) if only else None
     previous, old_meta = carried_rows(out_p / "adaptation.json", model, n_fid, paired_n, keep) if keep else ([], {})
+    given_id_encoder = id_encoder
     if train and any(row.method == "dynagan" and (keep is None or row.label in keep) for row in multi.MULTI_ROWS):
-        id_encoder = multi.identity_encoder(model, id_encoder)  # a missing one fails before any run
+        id_encoder = multi.identity_encoder(model, id_encoder)  # a missing or foreign one fails before any run
     targets = prepare_targets(Path(data), work_p)
     unseen = multi.held_out_targets(Path(data), work_p)
     shas = targets_fingerprint({**targets, **unseen})
-    if keep:  # before any training: carried rows that trained on other images cannot stand beside new ones
+    if keep:  # before any training: rows measured on other targets or against another bar cannot be carried
         check_same_targets(old_meta, shas, out_p / "adaptation.json")
+        stray = sorted({r["target"] for r in previous} - set(targets) - set(unseen))
+        if stray:
+            raise GandaptError(f"{out_p / 'adaptation.json'} has rows for targets this table no longer has "
+                               f"({', '.join(stray)}); build the whole table without --only")
+        bar = [unadapted_row(model, work_p, t, f, n_fid, paired_n) for t, f in targets.items()]
+        drift = check_same_baseline(previous, bar + multi.unadapted_rows(model, work_p, unseen, n_fid, paired_n))
     t0 = time.perf_counter()
     if train:
         train_runs(model, work_p, targets, retrain=retrain, threads=threads, n_fid=n_fid, paired_n=paired_n,
@@ -394,7 +406,6 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
     results += multi.unadapted_rows(model, work_p, unseen, n_fid, paired_n)
     results += multi.evaluate_multi_runs(model, work_p, targets, unseen, n_fid, paired_n, keep)
     if keep:
-        drift = check_same_baseline(previous, results)
         results += [r for r in previous if r["method"] != "unadapted"]
     order = list(targets) + list(unseen)
     methods = ["unadapted"] + [r.label for r in ROWS] + [r.label for r in multi.MULTI_ROWS]
@@ -404,9 +415,10 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
             # carried rows whose target images were never fingerprinted keep the table unverifiable
             "targets_sha": shas if not keep or old_meta.get("targets_sha") else None,
             "versions": library_versions(),
-            "encoder": encoder,
+            "encoder": encoder, "id_encoder": id_encoder,
             "command": f"gandapt-train table --model {model} --data {data} --work {work}"
-                       + (f" --encoder {encoder}" if encoder else ""),
+                       + (f" --encoder {encoder}" if encoder else "")
+                       + (f" --id-encoder {given_id_encoder}" if given_id_encoder else ""),
             "seconds": round(time.perf_counter() - t0, 1),
             "missing": [run_dir(work_p, row, target, shots).name for row, target, shots in plan(targets, keep)
                         if not (run_dir(work_p, row, target, shots) / "model.pt").is_file()]
@@ -421,6 +433,7 @@ def build_table(model: str, data: str, work: str, out: str = "benchmarks/results
         meta["unadapted_fid_drift"] = drift
         meta["figure_redrawn"] = redraw
         meta["carried_targets_checked"] = bool(old_meta.get("targets_sha"))
+        meta["carried_versions"] = old_meta.get("versions")
     out_p.mkdir(parents=True, exist_ok=True)
     _write_json(out_p / "adaptation.json", {"meta": meta, "results": results})
     atomic_write_bytes(out_p / "adaptation.md", render_markdown(results, meta).encode(), force=True)
@@ -460,7 +473,13 @@ def carried_rows(path: Path, model: str, n_fid: int, paired_n: int, keep: Set[st
         meta, rows = old["meta"], old["results"]
         same = (Path(meta["model"]).resolve() == Path(model).resolve()
                 and (meta["n_fid"], meta["paired_n"]) == (n_fid, paired_n))
-    except (ValueError, KeyError, TypeError):
+        ok = (isinstance(rows, list) and isinstance(meta.get("targets_sha") or {}, dict)
+              and all(isinstance(r, dict) and r.get("method") in labels | {"unadapted"}
+                      and isinstance(r.get("target"), str) and isinstance(r.get("shots"), int)
+                      and isinstance(r.get("paired_l1"), (int, float)) for r in rows))
+        if not ok:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise GandaptError(f"{path} is no results table of gandapt-train table; build the whole table without "
                            "--only") from None
     if not same:

@@ -213,20 +213,25 @@ def evaluate_multi_runs(model: str, work: Path, seen: Dict[str, Path], unseen: D
 
 
 def identity_encoder(model: str, id_encoder: Optional[str]) -> str:
-    """The inversion encoder the dynagan row's identity loss uses: ``id_encoder``, or the shipped encoder when
-    ``model`` is the shipped base model.
+    """The inversion encoder the dynagan row's identity loss uses (its resolved path, so a run's saved options
+    do not depend on how the path was written): ``id_encoder``, checked to invert into ``model``, or the
+    shipped encoder when ``model`` is the shipped base model.
 
     Raises:
-        GandaptError: another model and no ``id_encoder``.
+        GandaptError: ``id_encoder`` missing, unreadable or made for another model; another model and no
+            ``id_encoder``.
     """
-    if id_encoder is not None:
-        return id_encoder
     import gandapt
     from gandapt import samples
     from gandapt.checkpoint import load_encoder
+    from gandapt.trainer.adapters.loop import checked_encoder
 
+    fingerprint = gandapt.load(model, with_d=False).fingerprint
+    if id_encoder is not None:
+        checked_encoder(id_encoder, fingerprint, flag="--id-encoder")
+        return str(Path(id_encoder).resolve())
     shipped = samples.encoder()
-    if gandapt.load(model, with_d=False).fingerprint == load_encoder(str(shipped)).base_fingerprint:
+    if fingerprint == load_encoder(str(shipped)).base_fingerprint:
         return str(shipped)
     raise GandaptError(f"the dynagan row's identity loss needs the inversion encoder of --model {model}: pass "
                        "--id-encoder FILE (gandapt-train encoder trains one)")

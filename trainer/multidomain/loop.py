@@ -80,7 +80,7 @@ def identity_network(options: MultiDomainTrainOptions, fingerprint: str, device)
     trains without it."""
     if not (options.id_encoder and options.lambda_id):
         return None
-    return EncoderIdentity(checked_encoder(options.id_encoder, fingerprint, device).E).to(device)
+    return EncoderIdentity(checked_encoder(options.id_encoder, fingerprint, device, "--id-encoder").E).to(device)
 
 
 def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_sets, device, fingerprint: str,
@@ -94,10 +94,8 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
     conds, source = conditionings(options, G, emb, target_sets, device, sample_source=not inverted)
     if options.method == "hyperdomainnet":
         net = HDNMapper(conds.shape[1], layout, hidden=options.hidden, depth=options.depth)
-        weights = {"direction": options.lambda_direction, "indomain": options.lambda_indomain,
-                   "tt": options.lambda_tt, "norm": options.lambda_norm, "id": options.lambda_id}
-        return (HDNObjective(net, emb, conds, source, weights, options.mixing, identity).to(device), conds,
-                source)
+        return (HDNObjective(net, emb, conds, source, loss_weights(options), options.mixing, identity).to(device),
+                conds, source)
     k = len(target_sets)
     net = DynaGANHyperNet(k, layout, hidden=options.hidden)
     augs = augmented_bank(emb, [t.to(device) for t in target_sets], AUG_COPIES,
@@ -110,8 +108,7 @@ def build_objective(options: MultiDomainTrainOptions, G, layout, emb, target_set
         if same:
             raise GandaptError(f"domain(s) {', '.join(same)} embed exactly like their inversions; nothing to adapt "
                                "towards")
-    weights = {"direction": options.lambda_direction, "contrast": options.lambda_contrast, "id": options.lambda_id}
-    obj = DynaGANObjective(net, emb, conds, augs, source, weights, options.temperature,
+    obj = DynaGANObjective(net, emb, conds, augs, source, loss_weights(options), options.temperature,
                            options.contrast_space, identity).to(device)
     return obj, torch.eye(k), None
 
